@@ -1,0 +1,320 @@
+"""The one exception hierarchy of hm_async, and the parser that builds it from HM responses.
+
+Every failure a caller can see is an :class:`HMError`, so ``except hm_async.HMError`` is
+enough; the subclasses say what went wrong by meaning, not by HTTP detail::
+
+    * HMError
+      + APIError                    the server answered with an error status
+      |  - BadRequestError          400
+      |  - AuthenticationError      401 (token invalid or missing)
+      |  |  - TokenRefusedError     the token endpoint refused the credentials (OAuth error)
+      |  - PermissionDeniedError    403 no consent / privacy mode, 401 consent removed by OEM
+      |  - NotFoundError            404
+      |  - VehicleUnavailableError  408 vehicle asleep or offline
+      |  - ConflictError            409
+      |  - ValidationError          422
+      |  - RateLimitedError         429, with ``retry_after``
+      |  - ServerError              5xx: HM or the carmaker failed (retry later)
+      + TransportError              no usable HTTP answer (connection refused, reset, TLS)
+      |  - HMTimeoutError           a configured timeout fired; ``timeout`` names which
+      + DecodeError                 a 2xx answer whose body is not what the spec says
+      + RetryBudgetExhaustedError   the client-wide retry budget is spent (the API looks dead)
+
+HM answers errors in three body shapes (``{"errors": [...], "request_id"}``, a bare list of
+error objects, and OAuth's ``{"error", "error_description"}``), and proxies in front of it add
+HTML pages and empty bodies. :func:`error_from_response` turns all of them into the classes
+above. Messages carry what the server said, never a credential or token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "DecodeError",
+    "ErrorDetail",
+    "HMError",
+    "HMTimeoutError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "RetryBudgetExhaustedError",
+    "ServerError",
+    "TokenRefusedError",
+    "TransportError",
+    "ValidationError",
+    "VehicleUnavailableError",
+    "error_from_response",
+]
+
+#: How much of a non-JSON body (an HTML error page) goes into a message.
+_EXCERPT_CHARS = 200
+#: Error bodies larger than this are not parsed: an error page has no business being huge.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of HM's ``errors`` list."""
+
+    title: str | None = None
+    detail: str | None = None
+    source: str | None = None
+
+
+class HMError(Exception):
+    """Root of every error hm_async raises."""
+
+
+class APIError(HMError):
+    """The HM API answered with an error status.
+
+    ``title``, ``detail``, ``source`` come from the first error object of the body,
+    ``errors`` holds all of them; ``request_id`` is what HM support asks for.
+    """
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        title: str | None = None,
+        detail: str | None = None,
+        source: str | None = None,
+        request_id: str | None = None,
+        errors: tuple[ErrorDetail, ...] = (),
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.title = title
+        self.detail = detail
+        self.source = source
+        self.request_id = request_id
+        self.errors = errors
+        self.method = method
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+
+
+class BadRequestError(APIError):
+    """400: the request was malformed."""
+
+
+class AuthenticationError(APIError):
+    """401: the access token was missing, invalid or expired."""
+
+
+class TokenRefusedError(AuthenticationError):
+    """The token endpoint refused to issue a token (OAuth ``error`` / ``error_description``).
+
+    Not retried: wrong client id, secret, key or clock will not fix themselves.
+    """
+
+    def __init__(self, message: str, *, error: str | None = None,
+                 error_description: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error = error
+        self.error_description = error_description
+
+
+class PermissionDeniedError(APIError):
+    """403 (or 401 "consent removed by OEM"): no active consent, or privacy mode is on.
+
+    A per-vehicle condition: other vehicles and the access token are fine.
+    """
+
+
+class NotFoundError(APIError):
+    """404: no such resource (for example no clearance for that VIN)."""
+
+
+class VehicleUnavailableError(APIError):
+    """408: the vehicle is asleep or offline. Retrying later may succeed."""
+
+
+class ConflictError(APIError):
+    """409: the resource is in a state that forbids this (already deleted, in transition)."""
+
+
+class ValidationError(APIError):
+    """422: HM refused the input (invalid VIN or brand, data not available yet)."""
+
+
+class RateLimitedError(APIError):
+    """429: too many requests. ``retry_after`` is the server's wait in seconds, if it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: HM or the carmaker's backend failed or was too slow (503/504). Transient."""
+
+
+class TransportError(HMError):
+    """No usable HTTP answer: the connection failed, was reset, or TLS was refused."""
+
+
+class HMTimeoutError(TransportError, TimeoutError):
+    """A configured timeout fired. ``timeout`` names which one ("connect", "total", ...)."""
+
+    def __init__(self, message: str, *, timeout: str, seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+        self.seconds = seconds
+
+
+class DecodeError(HMError):
+    """A successful answer whose body does not match the documented shape."""
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 path: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.path = path
+
+
+class RetryBudgetExhaustedError(HMError):
+    """The client-wide retry budget is spent: the API failed too often to keep retrying.
+
+    ``last_error`` is the failure that would have been retried.
+    """
+
+    def __init__(self, message: str, *, last_error: HMError | None = None) -> None:
+        super().__init__(message)
+        self.last_error = last_error
+
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: VehicleUnavailableError,
+    409: ConflictError,
+    422: ValidationError,
+    429: RateLimitedError,
+}
+
+_REASONS = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    408: "Request Timeout", 409: "Conflict", 422: "Unprocessable Entity",
+    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+_CONSENT_REMOVED_MARKERS = ("consent is removed", "consent removed", "consent was removed")
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _details(items: list[Any]) -> tuple[ErrorDetail, ...]:
+    return tuple(
+        ErrorDetail(title=_text(i.get("title")), detail=_text(i.get("detail")),
+                    source=_text(i.get("source")))
+        for i in items
+        if isinstance(i, dict)
+    )
+
+
+def _parse_body(body: bytes) -> tuple[tuple[ErrorDetail, ...], str | None, str | None, str | None]:
+    """Return (errors, request_id, oauth_error, oauth_description); empty when not JSON."""
+    if not body or len(body) > MAX_ERROR_BODY_BYTES:
+        return (), None, None, None
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return (), None, None, None
+    if isinstance(doc, list):
+        return _details(doc), None, None, None
+    if not isinstance(doc, dict):
+        return (), None, None, None
+    errors = doc.get("errors")
+    details = _details(errors) if isinstance(errors, list) else ()
+    return details, _text(doc.get("request_id")), _text(doc.get("error")), _text(
+        doc.get("error_description"))
+
+
+def _excerpt(body: bytes, content_type: str | None) -> str:
+    if not body:
+        return "empty body"
+    kind = (content_type or "unknown content type").split(";")[0].strip()
+    text = body[:_EXCERPT_CHARS].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    more = "…" if len(body) > _EXCERPT_CHARS else ""
+    return f"non-JSON body ({kind}): {text}{more}"
+
+
+def is_consent_removed(detail: str | None) -> bool:
+    """True for HM's 401 "Consent is removed by OEM": a vehicle problem, not a token one."""
+    return detail is not None and any(m in detail.lower() for m in _CONSENT_REMOVED_MARKERS)
+
+
+def error_from_response(
+    status: int,
+    body: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    token_endpoint: bool = False,
+    retry_after: float | None = None,
+) -> APIError:
+    """Build the most specific :class:`APIError` for an error answer.
+
+    ``token_endpoint`` marks answers of ``POST /v1/access_tokens``: a 4xx there is a
+    :class:`TokenRefusedError` carrying the OAuth ``error_description``.
+    ``retry_after`` is the already-parsed ``Retry-After`` header (see ``_retry``).
+    """
+    errors, request_id, oauth_error, oauth_description = _parse_body(body)
+    if request_id is None and headers is not None:
+        request_id = headers.get("X-Request-Id") or headers.get("X-Request-ID")
+    first = errors[0] if errors else ErrorDetail()
+    title = first.title or oauth_error
+    detail = first.detail or oauth_description
+    if not errors and oauth_error is None and detail is None:
+        content_type = headers.get("Content-Type") if headers is not None else None
+        detail = _excerpt(body, content_type)
+
+    reason = _REASONS.get(status, "HTTP error")
+    where = f" on {method} {path}" if method and path else ""
+    summary = "; ".join(
+        f"{e.title + ': ' if e.title else ''}{e.detail or ''}".strip().rstrip(":") for e in errors
+    ) or ": ".join(p for p in (title, detail) if p)
+    message = f"HTTP {status} {reason}{where}: {summary}"
+    if request_id:
+        message += f" (request_id={request_id})"
+
+    common: dict[str, Any] = dict(
+        status_code=status, title=title, detail=detail, source=first.source,
+        request_id=request_id, errors=errors, method=method, path=path,
+    )
+    if token_endpoint and 400 <= status < 500 and status != 429:
+        return TokenRefusedError(message, error=oauth_error,
+                                 error_description=oauth_description, **common)
+    if status == 401 and any(is_consent_removed(e.detail) for e in errors):
+        return PermissionDeniedError(message, **common)
+    if status == 429:
+        return RateLimitedError(message, retry_after=retry_after, **common)
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else APIError
+    return cls(message, **common)
