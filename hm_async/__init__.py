@@ -1,5 +1,16 @@
-"""hm_async: an asyncio-native client for the High Mobility connected-car platform."""
+"""hm_async: an asyncio-native client for the High Mobility connected-car platform.
 
+Start with :class:`HMClient`; see the README for the tour.
+"""
+
+from ._client import ENVIRONMENTS, HMClient
+from ._credentials import (
+    ClientCredentials,
+    Credentials,
+    CredentialsError,
+    PrivateKeyCredentials,
+    credentials_from_env,
+)
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -9,38 +20,89 @@ from ._errors import (
     ErrorDetail,
     HMError,
     HMTimeoutError,
+    InvalidVehicleError,
+    NotClearedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     RetryBudgetExhaustedError,
     ServerError,
+    SettleTimeoutError,
     TokenRefusedError,
     TransportError,
     ValidationError,
     VehicleUnavailableError,
 )
+from ._metering import UsageRow, UsageSnapshot
+from ._poll import BrandProgress, PollResult, Progress, WatchResult
+from ._ratelimit import BrandRateState, RateLimits
+from ._retry import RetryBudget
+from ._tokens import AccessToken, TokenProvider
+from ._transport import Timeout
 from ._vehicles import BRANDS, Vehicle
 from ._version import __version__
+from .models import (
+    Clearance,
+    ClearanceResult,
+    Eligibility,
+    VehicleData,
+)
 
 __all__ = [
     "BRANDS",
+    "ENVIRONMENTS",
     "APIError",
+    "AccessToken",
     "AuthenticationError",
     "BadRequestError",
+    "BrandProgress",
+    "BrandRateState",
+    "Clearance",
+    "ClearanceResult",
+    "ClientCredentials",
     "ConflictError",
+    "Credentials",
+    "CredentialsError",
     "DecodeError",
+    "Eligibility",
     "ErrorDetail",
+    "HMClient",
     "HMError",
     "HMTimeoutError",
+    "InvalidVehicleError",
+    "NotClearedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PollResult",
+    "PrivateKeyCredentials",
+    "Progress",
     "RateLimitedError",
+    "RateLimits",
+    "RetryBudget",
     "RetryBudgetExhaustedError",
     "ServerError",
+    "SettleTimeoutError",
+    "Timeout",
+    "TokenProvider",
     "TokenRefusedError",
     "TransportError",
+    "UsageRow",
+    "UsageSnapshot",
     "ValidationError",
     "Vehicle",
+    "VehicleData",
     "VehicleUnavailableError",
+    "WatchResult",
     "__version__",
+    "credentials_from_env",
 ]
+
+# Tracebacks and reprs say ``hm_async.RateLimitedError``, not ``hm_async._errors...``.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("hm_async._"):
+        try:
+            _obj.__module__ = "hm_async"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -18,6 +18,8 @@ enough; the subclasses say what went wrong by meaning, not by HTTP detail::
       + TransportError              no usable HTTP answer (connection refused, reset, TLS)
       |  - HMTimeoutError           a configured timeout fired; ``timeout`` names which
       + DecodeError                 a 2xx answer whose body is not what the spec says
+      + NotClearedError             poll: the VIN has no approved clearance (no request made)
+      + InvalidVehicleError         poll: an input item is not a valid VIN/brand (also ValueError)
       + RetryBudgetExhaustedError   the client-wide retry budget is spent (the API looks dead)
 
 HM answers errors in three body shapes (``{"errors": [...], "request_id"}``, a bare list of
@@ -42,11 +44,14 @@ __all__ = [
     "ErrorDetail",
     "HMError",
     "HMTimeoutError",
+    "InvalidVehicleError",
+    "NotClearedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
     "RetryBudgetExhaustedError",
     "ServerError",
+    "SettleTimeoutError",
     "TokenRefusedError",
     "TransportError",
     "ValidationError",
@@ -318,3 +323,27 @@ def error_from_response(
     if cls is None:
         cls = ServerError if status >= 500 else APIError
     return cls(message, **common)
+
+
+class SettleTimeoutError(HMTimeoutError):
+    """``clearance.wait_until_settled`` ran out of time; ``clearances`` is the last state seen."""
+
+    def __init__(self, message: str, *, seconds: float, clearances: Mapping[str, Any]) -> None:
+        super().__init__(message, timeout="settle", seconds=seconds)
+        self.clearances = dict(clearances)
+
+
+class NotClearedError(HMError):
+    """The VIN has no approved clearance, so no vehicle-data request was made for it.
+
+    ``status`` is the clearance status HM reported, or None when HM does not know the VIN.
+    """
+
+    def __init__(self, message: str, *, vin: str, status: str | None) -> None:
+        super().__init__(message)
+        self.vin = vin
+        self.status = status
+
+
+class InvalidVehicleError(HMError, ValueError):
+    """An item given to ``poll`` is not a valid VIN or brand; reported as that item's result."""

@@ -1,0 +1,227 @@
+"""Fleet fan-out: client CPU per VIN of hm.poll against baselines measured in the same run.
+
+The emulator runs in a *separate process* (``python -m hm_async.emulator --json``) so its
+work is not charged to the client; the figure that matters is the client process's CPU time
+per VIN (``time.process_time``), not wall time, because a shared machine's wall clock lies.
+
+Rows printed:
+
+1. hm.poll, typed decode          vs a bare aiohttp loop that reads and discards the body
+   (target: <= 1.0x the bare loop's CPU per VIN);
+2. hm.poll                        vs an httpx.AsyncClient loop calling ``.json()``
+   (target: >= 10x less CPU per VIN);
+3. peak RSS growth while polling ``--rss-vins`` VINs (target: <= 50 MB);
+4. wall time with server latency L and concurrency C vs the ideal N*L/C (target: within 10%).
+
+Run: ``python benchmarks/fanout.py`` (``--quick`` for a smoke run; ``--profile`` prints where
+hm.poll's CPU goes). Each measurement is repeated ``--repeat`` times and the best kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import json
+import os
+import pstats
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from hm_async import ClientCredentials, HMClient
+
+Vins = list[tuple[str, str]]
+
+
+class Server:
+    """The emulator in a child process, so its CPU is not the client's."""
+
+    def __init__(self, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hm_async.emulator", "--port", "0", "--json",
+             "--vehicles", "1000", "--token-lifetime", "3600", *extra],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        info = json.loads(self.proc.stdout.readline())
+        self.url: str = info["url"]
+        self.client_id: str = info["client_id"]
+        self.client_secret: str = info["client_secret"]
+        self.vehicles: Vins = [(v["vin"], v["brand"]) for v in info["vehicles"]]
+
+    def credentials(self) -> ClientCredentials:
+        return ClientCredentials(client_id=self.client_id, client_secret=self.client_secret)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+async def token_for(server: Server) -> str:
+    async with aiohttp.ClientSession() as s, s.post(
+        server.url + "/v1/access_tokens",
+        json={"grant_type": "client_credentials", "client_id": server.client_id,
+              "client_secret": server.client_secret},
+    ) as r:
+        return str((await r.json())["access_token"])
+
+
+async def run_workers(n: int, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> None:
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        for i in counter:
+            await one(i)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def bare_aiohttp(server: Server, vins: Vins, concurrency: int) -> None:
+    token = await token_for(server)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency)
+    ) as session:
+        async def one(i: int) -> None:
+            url = f"{server.url}/v1/vehicle-data/autoapi-13/{vins[i][0]}"
+            async with session.get(url, headers=headers) as r:
+                await r.read()
+
+        await run_workers(len(vins), concurrency, one)
+
+
+async def httpx_loop(server: Server, vins: Vins, concurrency: int) -> None:
+    import httpx
+
+    token = await token_for(server)
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, headers=headers) as client:
+        async def one(i: int) -> None:
+            r = await client.get(f"{server.url}/v1/vehicle-data/autoapi-13/{vins[i][0]}")
+            r.json()
+
+        await run_workers(len(vins), concurrency, one)
+
+
+async def hm_poll(server: Server, vins: Vins, concurrency: int) -> None:
+    async with HMClient(server.credentials(), base_url=server.url,
+                        max_connections=concurrency) as hm:
+        await hm.tokens.get()  # token fetch outside the measured loop, as for the baselines
+        failed = 0
+        async for r in hm.poll(vins, concurrency=concurrency):
+            failed += not r.ok
+        if failed:
+            raise SystemExit(f"hm.poll: {failed} VINs failed; the benchmark needs a clean run")
+
+
+def cpu_per_vin(fn: Callable[[Server, Vins, int], Awaitable[None]], server: Server, vins: Vins,
+                concurrency: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        started = time.process_time()
+        asyncio.run(fn(server, vins, concurrency))
+        best = min(best, (time.process_time() - started) / len(vins))
+    return best
+
+
+def cycle(vehicles: Vins, n: int) -> Vins:
+    return [vehicles[i % len(vehicles)] for i in range(n)]
+
+
+def rss_growth_mb(server: Server, n: int, concurrency: int) -> float:
+    """Peak RSS growth while polling ``n`` VINs from a lazy generator."""
+
+    async def main() -> float:
+        async with HMClient(server.credentials(), base_url=server.url,
+                            max_connections=concurrency) as hm:
+            await hm.tokens.get()
+            warm = [r async for r in hm.poll(server.vehicles[:200], concurrency=concurrency)]
+            del warm
+            gc.collect()
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            lazy = (server.vehicles[i % len(server.vehicles)] for i in range(n))
+            count = 0
+            async for r in hm.poll(lazy, concurrency=concurrency):
+                count += r.ok
+            assert count == n, f"{n - count} VINs failed"
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return (peak - base) / 1024.0  # ru_maxrss is KiB on Linux
+
+    return asyncio.run(main())
+
+
+def wall_vs_ideal(n: int, concurrency: int, latency: float) -> tuple[float, float]:
+    server = Server("--latency", str(latency))
+    try:
+        vins = cycle(server.vehicles, n)
+        started = time.perf_counter()
+        asyncio.run(hm_poll(server, vins, concurrency))
+        return time.perf_counter() - started, n * latency / concurrency
+    finally:
+        server.close()
+
+
+def profile_poll(server: Server, vins: Vins, concurrency: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    asyncio.run(hm_poll(server, vins, concurrency))
+    profiler.disable()
+    stats = pstats.Stats(profiler).strip_dirs().sort_stats("tottime")
+    stats.print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vins", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rss-vins", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.vins, args.repeat, args.rss_vins = 500, 1, 5000
+
+    print(f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
+          f"{os.cpu_count()} cores; {args.vins} VINs, concurrency {args.concurrency}, "
+          f"best of {args.repeat}")
+    server = Server()
+    try:
+        vins = cycle(server.vehicles, args.vins)
+        asyncio.run(hm_poll(server, vins[:200], args.concurrency))  # warm up both sides
+        bare = cpu_per_vin(bare_aiohttp, server, vins, args.concurrency, args.repeat)
+        ours = cpu_per_vin(hm_poll, server, vins, args.concurrency, args.repeat)
+        try:
+            hx = cpu_per_vin(httpx_loop, server, vins, args.concurrency, args.repeat)
+        except ImportError:
+            hx = float("nan")
+        print(f"{'client CPU per VIN':40s} {'µs':>8s} {'ratio':>8s}")
+        print(f"{'bare aiohttp loop (read, discard)':40s} {bare * 1e6:8.1f} {1.0:8.2f}")
+        print(f"{'hm.poll (typed decode)':40s} {ours * 1e6:8.1f} {ours / bare:8.2f}"
+              f"   target <= 1.00")
+        print(f"{'httpx loop (.json())':40s} {hx * 1e6:8.1f} {hx / bare:8.2f}"
+              f"   hm.poll uses {hx / ours:.1f}x less CPU (target >= 10)")
+        if args.profile:
+            profile_poll(server, vins, args.concurrency)
+        growth = rss_growth_mb(server, args.rss_vins, args.concurrency)
+        print(f"peak RSS growth polling {args.rss_vins} VINs: {growth:.1f} MB (target <= 50)")
+    finally:
+        server.close()
+    latency, n = 0.05, (2000 if not args.quick else 500)
+    wall, ideal = wall_vs_ideal(n, args.concurrency, latency)
+    print(f"wall time, {n} VINs, latency {latency * 1000:.0f} ms, concurrency "
+          f"{args.concurrency}: {wall:.2f} s vs ideal {ideal:.2f} s = {wall / ideal:.2f}x "
+          f"(target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()

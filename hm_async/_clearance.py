@@ -1,0 +1,242 @@
+"""``hm.clearance``: request, inspect and remove data-access clearance for fleet vehicles."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Union
+
+import anyio
+import msgspec
+from aiolimiter import AsyncLimiter
+from yarl import URL
+
+from ._decode import decode
+from ._errors import SettleTimeoutError
+from ._vehicles import Vehicle, normalize_brand, validate_vin
+from .models._fleet import (
+    CLEARANCE_DECODER,
+    CLEARANCE_LIST_DECODER,
+    CLEARANCE_RESULTS_DECODER,
+    CLEARANCE_STATUSES,
+    Clearance,
+    ClearanceResult,
+)
+
+if TYPE_CHECKING:
+    from ._client import HMClient
+
+__all__ = ["ClearanceResource", "VehicleLike"]
+
+#: A vehicle given as a ``Vehicle`` or a ``(vin, brand)`` / ``(vin, brand, tags)`` tuple.
+VehicleLike = Union[Vehicle, tuple[str, str], tuple[str, str, Mapping[str, str]]]
+
+#: VINs per POST: HM documents no maximum; 100 keeps one request's body and the blast
+#: radius of one failed request small.
+REQUEST_BATCH = 100
+#: VINs per list call in a ``vin in [...]`` filter: keeps the URL-encoded filter well under
+#: the 8 KB URL limit of common proxies (100 VINs encode to about 3 KB).
+FILTER_BATCH = 100
+#: GET /v1/fleets/vehicles/{vin} allows 60 calls a minute per application; one every
+#: 1.05 s keeps any 60 s window at 58 calls or fewer.
+SINGLE_GET_PERIOD = 1.05
+
+_encoder = msgspec.json.Encoder()
+
+
+def as_vehicle(item: VehicleLike | str, *, argument: str = "vehicles") -> Vehicle:
+    """Turn one caller-given vehicle into a validated :class:`Vehicle`."""
+    if isinstance(item, Vehicle):
+        return item
+    if isinstance(item, tuple) and len(item) in (2, 3):
+        tags = dict(item[2]) if len(item) == 3 else None  # type: ignore[misc]
+        validate_vin(item[0], argument=f"{argument} item vin")
+        return Vehicle(vin=item[0], brand=normalize_brand(item[1], argument=f"{argument} item "
+                                                          "brand"), tags=tags)
+    raise ValueError(
+        f"{argument} items must be Vehicle objects or (vin, brand[, tags]) tuples, got "
+        f"{type(item).__name__}"
+    )
+
+
+def _condition(values: Sequence[Any]) -> dict[str, Any]:
+    if len(values) == 1:
+        return {"operator": "eq", "value": values[0]}
+    return {"operator": "in", "value": list(values)}
+
+
+def _date_condition(after: datetime | None, before: datetime | None,
+                    name: str) -> dict[str, Any] | None:
+    if after is not None and before is not None:
+        raise ValueError(f"give {name}_after or {name}_before, not both: HM's filter takes one "
+                         f"operator per field")
+    if after is not None:
+        return {"operator": "gt", "value": _iso(after)}
+    if before is not None:
+        return {"operator": "lt", "value": _iso(before)}
+    return None
+
+
+def _iso(value: datetime) -> str:
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a datetime, got {type(value).__name__}")
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def build_filter(
+    *,
+    vins: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    brands: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    approved_after: datetime | None = None,
+    approved_before: datetime | None = None,
+    inserted_after: datetime | None = None,
+    inserted_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The JSON ``filter`` of ``GET /v1/fleets/vehicles``, validated before any request."""
+    out: dict[str, Any] = {}
+    if vins:
+        out["vin"] = _condition([validate_vin(v, argument="vins item") for v in vins])
+    if statuses:
+        for s in statuses:
+            if s not in CLEARANCE_STATUSES or s == "error":
+                raise ValueError(f"statuses item {s!r} is not a clearance status; valid: "
+                                 f"{', '.join(sorted(CLEARANCE_STATUSES - {'error'}))}")
+        out["status"] = _condition(list(statuses))
+    if brands:
+        out["brand"] = _condition([normalize_brand(b, argument="brands item") for b in brands])
+    if tags:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise ValueError("tags must map str to str")
+        out["tags"] = {"operator": "contains", "value": dict(tags)}
+    for name, after, before in (("approved_at", approved_after, approved_before),
+                                ("inserted_at", inserted_after, inserted_before)):
+        cond = _date_condition(after, before, name.split("_")[0])
+        if cond is not None:
+            out[name] = cond
+    return out
+
+
+class ClearanceResource:
+    """The Fleet Clearance API. Reached as ``hm.clearance``."""
+
+    def __init__(self, client: HMClient) -> None:
+        self._client = client
+        self._single_get_limiter = AsyncLimiter(1, SINGLE_GET_PERIOD)
+
+    def _url(self, suffix: str = "") -> URL:
+        return self._client._url("/v1/fleets/vehicles" + suffix)
+
+    async def request(self, vehicles: Iterable[VehicleLike]) -> list[ClearanceResult]:
+        """Ask for data access to ``vehicles``; one :class:`ClearanceResult` per VIN.
+
+        Large lists are sent in batches of 100. A VIN HM refuses comes back with
+        ``status == "error"`` and a ``description``; it does not raise.
+        Not retried after an ambiguous failure (the request may have been applied).
+        """
+        items = [as_vehicle(v) for v in vehicles]
+        results: list[ClearanceResult] = []
+        for start in range(0, len(items), REQUEST_BATCH):
+            batch = items[start:start + REQUEST_BATCH]
+            body = _encoder.encode({"vehicles": [
+                {"vin": v.vin, "brand": v.brand, "tags": dict(v.tags or {})} for v in batch
+            ]})
+            resp = await self._client._request("POST", self._url(), endpoint="clearance.request",
+                                               body=body, idempotent=False)
+            decoded = decode(CLEARANCE_RESULTS_DECODER, resp.body, what="clearance results",
+                             path="/v1/fleets/vehicles")
+            results.extend(decoded.vehicles)
+        return results
+
+    async def get(self, vin: str) -> Clearance:
+        """The clearance of one VIN. HM allows 60 of these a minute: prefer :meth:`list`."""
+        validate_vin(vin)
+        await self._single_get_limiter.acquire()
+        resp = await self._client._request("GET", self._url("/" + vin),
+                                           endpoint="clearance.get", idempotent=True)
+        return decode(CLEARANCE_DECODER, resp.body, what="clearance",
+                      path="/v1/fleets/vehicles/{vin}")
+
+    async def list(
+        self,
+        *,
+        vins: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        brands: Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        approved_after: datetime | None = None,
+        approved_before: datetime | None = None,
+        inserted_after: datetime | None = None,
+        inserted_before: datetime | None = None,
+    ) -> list[Clearance]:
+        """Clearances matching every given condition (all of them when none is given).
+
+        More than 100 ``vins`` are split over several calls to keep URLs short.
+        """
+        if isinstance(vins, str) or isinstance(statuses, str) or isinstance(brands, str):
+            raise ValueError("vins, statuses and brands take lists, not a single str")
+        common = dict(statuses=statuses, brands=brands, tags=tags,
+                      approved_after=approved_after, approved_before=approved_before,
+                      inserted_after=inserted_after, inserted_before=inserted_before)
+        vin_list = list(vins) if vins else []
+        if not vin_list:
+            return await self._list_once(build_filter(**common))  # type: ignore[arg-type]
+        out: list[Clearance] = []
+        for start in range(0, len(vin_list), FILTER_BATCH):
+            flt = build_filter(vins=vin_list[start:start + FILTER_BATCH],
+                               **common)  # type: ignore[arg-type]
+            out.extend(await self._list_once(flt))
+        return out
+
+    async def _list_once(self, flt: Mapping[str, Any]) -> list[Clearance]:
+        url = self._url()
+        if flt:
+            url = url.with_query({"filter": _encoder.encode(flt).decode()})
+        resp = await self._client._request("GET", url, endpoint="clearance.list", idempotent=True)
+        return list(decode(CLEARANCE_LIST_DECODER, resp.body, what="clearance list",
+                           path="/v1/fleets/vehicles"))
+
+    async def delete(self, vin: str) -> Clearance:
+        """Revoke (approved) or cancel (pending) one VIN's clearance.
+
+        A second delete raises :class:`~hm_async.ConflictError`. Not retried after an
+        ambiguous failure, since the first attempt may have been applied.
+        """
+        validate_vin(vin)
+        resp = await self._client._request("DELETE", self._url("/" + vin),
+                                           endpoint="clearance.delete", idempotent=False)
+        return decode(CLEARANCE_DECODER, resp.body, what="clearance", path="/v1/fleets/vehicles"
+                      "/{vin}")
+
+    async def wait_until_settled(
+        self, vins: Iterable[str], *, timeout: float = 600.0, interval: float = 5.0
+    ) -> dict[str, Clearance]:
+        """Poll until no VIN is pending, revoking or canceling; return the final states.
+
+        Uses list calls with a VIN filter (100 VINs a call), never the 60-a-minute per-VIN
+        endpoint. VINs HM does not know are missing from the result. Raises
+        :class:`~hm_async.SettleTimeoutError` (with the last states seen) after ``timeout``.
+        """
+        pending = {validate_vin(v, argument="vins item") for v in vins}
+        settled: dict[str, Clearance] = {}
+        deadline = time.monotonic() + timeout
+        while pending:
+            for c in await self.list(vins=sorted(pending)):
+                if c.vin in pending and c.settled:
+                    settled[c.vin] = c
+                    pending.discard(c.vin)
+                elif c.vin in pending:
+                    settled[c.vin] = c  # last seen, replaced once settled
+            unsettled = {v for v in pending if v in settled}
+            pending = unsettled
+            if not pending:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SettleTimeoutError(
+                    f"{len(pending)} of {len(settled)} clearances still not settled after "
+                    f"{timeout} s", seconds=timeout, clearances=settled)
+            await anyio.sleep(min(interval, remaining))
+        return settled

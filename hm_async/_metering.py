@@ -1,0 +1,89 @@
+"""Usage metering: HM bills production apps per API call, priced per carmaker.
+
+The transport counts every HTTP attempt by (endpoint, brand, outcome); retries are counted
+apart from first attempts, so an operator can estimate a month's bill from a day's snapshot
+and spot runaway retries. Counting is one dict increment per attempt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+import msgspec
+
+__all__ = ["UsageMeter", "UsageRow", "UsageSnapshot"]
+
+
+class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """Calls of one endpoint for one brand with one outcome ("200", "429", "transport", ...)."""
+
+    endpoint: str
+    brand: str | None
+    outcome: str
+    calls: int
+    retries: int
+
+
+class UsageSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A copy of the counters at one moment; safe to keep, encode or diff."""
+
+    rows: tuple[UsageRow, ...]
+
+    @property
+    def total_calls(self) -> int:
+        """Every HTTP request sent (first attempts and retries): what HM bills."""
+        return sum(r.calls + r.retries for r in self.rows)
+
+    @property
+    def total_retries(self) -> int:
+        return sum(r.retries for r in self.rows)
+
+    def by_brand(self) -> dict[str | None, int]:
+        """Billed calls per brand (None for brand-less endpoints like the token endpoint)."""
+        out: dict[str | None, int] = {}
+        for r in self.rows:
+            out[r.brand] = out.get(r.brand, 0) + r.calls + r.retries
+        return out
+
+    def by_endpoint(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.endpoint] = out.get(r.endpoint, 0) + r.calls + r.retries
+        return out
+
+    def estimate_cost(self, price_per_call: Mapping[str, float], default: float = 0.0) -> float:
+        """Cost of these calls given a price per call for each brand."""
+        return sum(
+            (r.calls + r.retries) * price_per_call.get(r.brand or "", default) for r in self.rows
+        )
+
+
+class UsageMeter:
+    """Counters of HTTP attempts; the transport calls :meth:`count` once per attempt."""
+
+    __slots__ = ("_calls", "_retries")
+
+    def __init__(self) -> None:
+        self._calls: Counter[tuple[str, str | None, str]] = Counter()
+        self._retries: Counter[tuple[str, str | None, str]] = Counter()
+
+    def count(self, endpoint: str, brand: str | None, outcome: str, *, retry: bool) -> None:
+        key = (endpoint, brand, outcome)
+        if retry:
+            self._retries[key] += 1
+        else:
+            self._calls[key] += 1
+
+    def snapshot(self) -> UsageSnapshot:
+        keys = sorted(set(self._calls) | set(self._retries),
+                      key=lambda k: (k[0], k[1] or "", k[2]))
+        return UsageSnapshot(rows=tuple(
+            UsageRow(endpoint=e, brand=b, outcome=o, calls=self._calls[(e, b, o)],
+                     retries=self._retries[(e, b, o)])
+            for e, b, o in keys
+        ))
+
+    def reset(self) -> None:
+        self._calls.clear()
+        self._retries.clear()

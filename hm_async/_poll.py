@@ -1,0 +1,386 @@
+"""Fleet fan-out: vehicle data for thousands of VINs, one result per VIN, nothing lost.
+
+Shape of a poll::
+
+    inputs (lazy) ──► N workers (anyio task group, N = concurrency) ──► bounded stream ──► caller
+                         │  per-brand limiter, retries, token: all in the transport
+                         └─ every failure becomes that VIN's PollResult.error
+
+Why it is built this way:
+
+* Memory is O(concurrency): workers pull the next input only when free, and the result
+  stream holds at most ``concurrency`` results, so a slow consumer pauses the workers
+  instead of piling up decoded payloads.
+* The task group lives in a runner task, not in the async generator itself: a generator
+  abandoned by ``break`` is closed by asyncio's finalizer from another task, and a cancel
+  scope must be left by the task that entered it. The generator's ``finally`` cancels the
+  runner and waits for it, so in-flight requests stop and connections return to the pool.
+* Exactly once: each worker turns its item into exactly one result, whatever happens
+  (``HMError`` from the transport, a decode failure, even an unexpected bug), and sends it
+  before taking the next item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Union
+
+import anyio
+import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
+from yarl import URL
+
+from ._clearance import VehicleLike
+from ._errors import HMError, InvalidVehicleError, NotClearedError
+from ._vehicles import Vehicle, normalize_brand, validate_vin
+from .models import VehicleData, decode_vehicle_data
+
+if TYPE_CHECKING:
+    from ._client import HMClient
+    from .models._fleet import Clearance
+
+__all__ = ["BrandProgress", "PollResult", "Progress", "VehicleInput", "WatchResult", "poll",
+           "watch"]
+
+#: What ``poll`` accepts per item: a VIN (brand learned from the clearance list), a
+#: ``(vin, brand)`` tuple or a :class:`Vehicle`.
+VehicleInput = Union[str, VehicleLike]
+
+_END = object()
+
+
+class PollResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome for one VIN: ``data`` when it worked, else ``error`` (never both)."""
+
+    vin: str
+    brand: str | None
+    data: VehicleData | None = None
+    error: HMError | None = None
+    raw: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class WatchResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A VIN whose data changed since the previous round; ``changed`` names the properties."""
+
+    vin: str
+    brand: str | None
+    round: int
+    changed: tuple[str, ...]
+    data: VehicleData | None = None
+    error: HMError | None = None
+
+
+class BrandProgress:
+    """Counters of one brand. Plain ints: updating them is the whole hot-path cost."""
+
+    __slots__ = ("done", "errors", "failed", "ok")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.ok = 0
+        self.failed = 0
+        self.errors: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"BrandProgress(done={self.done}, ok={self.ok}, failed={self.failed})"
+
+
+class Progress:
+    """Live counts of a poll, per brand, for progress bars and dashboards.
+
+    Pass one to ``hm.poll(..., progress=p)`` and read it from anywhere (the CLI's bar does);
+    ``rate()`` is results per second over the last few seconds.
+    """
+
+    def __init__(self, *, total: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.brands: dict[str, BrandProgress] = {}
+        self._clock = clock
+        self.started = clock()
+        self._samples: list[tuple[float, int]] = [(self.started, 0)]
+
+    def record(self, brand: str | None, error: HMError | None) -> None:
+        key = brand or "unknown"
+        counts = self.brands.get(key)
+        if counts is None:
+            counts = self.brands[key] = BrandProgress()
+        counts.done += 1
+        if error is None:
+            counts.ok += 1
+        else:
+            counts.failed += 1
+            counts.errors[type(error).__name__] += 1
+
+    @property
+    def done(self) -> int:
+        return sum(b.done for b in self.brands.values())
+
+    @property
+    def ok(self) -> int:
+        return sum(b.ok for b in self.brands.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(b.failed for b in self.brands.values())
+
+    def rate(self, window: float = 5.0) -> float:
+        """Results per second over roughly the last ``window`` seconds."""
+        now, done = self._clock(), self.done
+        samples = self._samples
+        if now - samples[-1][0] >= 0.5:
+            samples.append((now, done))
+        while len(samples) > 2 and now - samples[1][0] >= window:
+            samples.pop(0)
+        t0, d0 = samples[0]
+        return (done - d0) / (now - t0) if now > t0 else 0.0
+
+    def errors(self) -> Counter[str]:
+        """Failed results by error class name, over all brands."""
+        total: Counter[str] = Counter()
+        for b in self.brands.values():
+            total.update(b.errors)
+        return total
+
+
+def _split(item: Any) -> tuple[str, str | None]:
+    """(vin, brand or None) of one input item; raises InvalidVehicleError."""
+    try:
+        if isinstance(item, str):
+            return validate_vin(item), None
+        if isinstance(item, Vehicle):
+            return item.vin, item.brand
+        if isinstance(item, tuple) and len(item) in (2, 3):
+            return validate_vin(item[0]), normalize_brand(item[1])
+    except ValueError as exc:
+        raise InvalidVehicleError(str(exc)) from exc
+    raise InvalidVehicleError(
+        f"poll items must be VINs, (vin, brand) tuples or Vehicle objects, got "
+        f"{type(item).__name__}")
+
+
+def _vin_of(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Vehicle):
+        return item.vin
+    if isinstance(item, tuple) and item and isinstance(item[0], str):
+        return item[0]
+    return repr(item)[:40]
+
+
+class _ClearanceDirectory:
+    """VIN -> clearance, loaded with one list call the first time a bare VIN needs a brand."""
+
+    def __init__(self, client: HMClient) -> None:
+        self._client = client
+        self._lock = anyio.Lock()
+        self._by_vin: dict[str, Clearance] | None = None
+        self._error: HMError | None = None
+
+    async def lookup(self, vin: str) -> Clearance | None:
+        if self._by_vin is None and self._error is None:
+            async with self._lock:
+                if self._by_vin is None and self._error is None:
+                    try:
+                        listed = await self._client.clearance.list()
+                        self._by_vin = {c.vin: c for c in listed}
+                    except HMError as exc:
+                        self._error = exc
+        if self._error is not None:
+            raise self._error
+        assert self._by_vin is not None
+        return self._by_vin.get(vin)
+
+
+class _Poller:
+    """The workers of one poll; see the module docstring."""
+
+    def __init__(self, client: HMClient, keep_raw: bool, progress: Progress) -> None:
+        from ._client import VEHICLE_DATA_PATH
+
+        self._client = client
+        self._tx = client._tx
+        self._prefix = client.base_url + VEHICLE_DATA_PATH
+        self._keep_raw = keep_raw
+        self._progress = progress
+        self._directory = _ClearanceDirectory(client)
+        self._timeout = client._call_timeout
+        self._max_retries = client._call_max_retries
+
+    async def one(self, item: Any) -> PollResult:
+        vin, brand = _vin_of(item), None
+        try:
+            vin, brand = _split(item)
+            if brand is None:
+                clearance = await self._directory.lookup(vin)
+                if clearance is None or clearance.status != "approved":
+                    status = None if clearance is None else clearance.status
+                    raise NotClearedError(
+                        f"{vin} has no approved clearance (status: {status or 'unknown to HM'});"
+                        f" no vehicle-data request made", vin=vin, status=status)
+                brand = normalize_brand(clearance.brand) if clearance.brand else None
+            resp = await self._tx.request(
+                "GET", URL(self._prefix + vin, encoded=True), endpoint="vehicle_data",
+                brand=brand, idempotent=True, rate_limited=brand is not None,
+                timeout=self._timeout, max_retries=self._max_retries)
+            result = PollResult(vin=vin, brand=brand, data=decode_vehicle_data(resp.body),
+                                raw=resp.body if self._keep_raw else None)
+        except HMError as exc:
+            result = PollResult(vin=vin, brand=brand, error=exc)
+        except Exception as exc:  # a bug must not lose the VIN: report it on the result
+            wrapped = HMError(f"unexpected {type(exc).__name__} while polling {vin}: {exc}")
+            wrapped.__cause__ = exc
+            result = PollResult(vin=vin, brand=brand, error=wrapped)
+        self._progress.record(brand, result.error)
+        return result
+
+    async def run(self, source: Iterator[Any] | AsyncIterator[Any], concurrency: int,
+                  send: MemoryObjectSendStream[PollResult]) -> None:
+        work_send, work_receive = anyio.create_memory_object_stream[Any](concurrency)
+        async with send, work_send, work_receive, anyio.create_task_group() as tg:
+            if isinstance(source, AsyncIterator):
+
+                async def feed() -> None:
+                    async with work_send:
+                        async for item in source:  # type: ignore[union-attr]
+                            await work_send.send(item)
+
+                async def next_async() -> Any:
+                    try:
+                        return await work_receive.receive()
+                    except anyio.EndOfStream:
+                        return _END
+
+                tg.start_soon(feed)
+                for _ in range(concurrency):
+                    tg.start_soon(self._work_async, next_async, send)
+            else:
+                for _ in range(concurrency):
+                    tg.start_soon(self._work_sync, source, send)
+
+    async def _work_sync(self, source: Iterator[Any],
+                         send: MemoryObjectSendStream[PollResult]) -> None:
+        # next() runs to completion without yielding to the loop, so workers can share it.
+        for item in source:
+            await send.send(await self.one(item))
+
+    async def _work_async(self, next_item: Callable[[], Any],
+                          send: MemoryObjectSendStream[PollResult]) -> None:
+        while (item := await next_item()) is not _END:
+            await send.send(await self.one(item))
+
+
+async def poll(
+    client: HMClient,
+    vehicles: Iterable[VehicleInput] | AsyncIterable[VehicleInput],
+    *,
+    concurrency: int = 64,
+    progress: Progress | None = None,
+    keep_raw: bool = False,
+) -> AsyncIterator[PollResult]:
+    """Yield one :class:`PollResult` per input item, in completion order.
+
+    ``vehicles`` is consumed lazily (a generator of a million VINs is fine). Bare VINs get
+    their brand from one clearance list call; a VIN without approved clearance yields a
+    :class:`~hm_async.NotClearedError` result and costs no vehicle-data request. Per-VIN
+    failures are results, never exceptions. Breaking out of the loop or cancelling the
+    consumer stops the in-flight requests.
+    """
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError("concurrency must be an int >= 1")
+    if isinstance(vehicles, AsyncIterable):
+        source: Iterator[Any] | AsyncIterator[Any] = vehicles.__aiter__()
+    elif isinstance(vehicles, Iterable) and not isinstance(vehicles, (str, bytes)):
+        source = iter(vehicles)
+    else:
+        raise ValueError("vehicles must be an iterable or async iterable of VINs, "
+                         "(vin, brand) tuples or Vehicle objects")
+    poller = _Poller(client, keep_raw, progress if progress is not None else Progress())
+    send, receive = anyio.create_memory_object_stream[PollResult](concurrency)
+    runner = asyncio.get_running_loop().create_task(poller.run(source, concurrency, send))
+    try:
+        async with receive:
+            async for result in receive:
+                yield result
+    finally:
+        runner.cancel()
+        await asyncio.wait([runner])
+        if not runner.cancelled() and runner.exception() is not None:
+            raise runner.exception()  # type: ignore[misc]
+
+
+def _timestamps(data: VehicleData) -> dict[str, Any]:
+    """Property path -> timestamp, for every property that carries one."""
+    out: dict[str, Any] = {}
+    for cap_name in data.__struct_fields__:
+        cap = getattr(data, cap_name)
+        if not isinstance(cap, msgspec.Struct):
+            continue
+        for prop_name in cap.__struct_fields__:
+            value = getattr(cap, prop_name)
+            if isinstance(value, (list, tuple)):
+                for i, prop in enumerate(value):
+                    stamp = getattr(prop, "timestamp", None)
+                    if stamp is not None:
+                        out[f"{cap_name}.{prop_name}[{i}]"] = stamp
+            elif value is not None:
+                stamp = getattr(value, "timestamp", None)
+                if stamp is not None:
+                    out[f"{cap_name}.{prop_name}"] = stamp
+    return out
+
+
+async def watch(
+    client: HMClient,
+    vehicles: Iterable[VehicleInput],
+    *,
+    every: float,
+    rounds: int | None = None,
+    concurrency: int = 64,
+    include_errors: bool = False,
+) -> AsyncIterator[WatchResult]:
+    """Poll ``vehicles`` every ``every`` seconds; yield only VINs whose data changed.
+
+    A property counts as changed when its timestamp differs from the last round (vehicle
+    data updates sporadically: most rounds most VINs say nothing new). The first round
+    reports every VIN. ``rounds`` stops after that many rounds; errors are yielded only
+    with ``include_errors``. Brands learned in the first round are reused afterwards.
+    """
+    if not every > 0:
+        raise ValueError("every must be a positive number of seconds")
+    items: list[Any] = list(vehicles)
+    seen: dict[str, dict[str, Any]] = {}
+    brands: dict[str, str] = {}
+    round_no = 0
+    while rounds is None or round_no < rounds:
+        started = time.monotonic()
+        inputs = [(i, brands[i]) if isinstance(i, str) and i in brands else i for i in items]
+        async with contextlib.aclosing(poll(client, inputs, concurrency=concurrency)) as results:
+            async for r in results:
+                if r.brand is not None:
+                    brands[r.vin] = r.brand
+                if r.data is None:
+                    if include_errors:
+                        yield WatchResult(vin=r.vin, brand=r.brand, round=round_no, changed=(),
+                                          error=r.error)
+                    continue
+                stamps = _timestamps(r.data)
+                before = seen.get(r.vin, {})
+                changed = tuple(k for k, v in stamps.items() if before.get(k) != v)
+                seen[r.vin] = stamps
+                if changed:
+                    yield WatchResult(vin=r.vin, brand=r.brand, round=round_no, changed=changed,
+                                      data=r.data)
+        round_no += 1
+        if rounds is not None and round_no >= rounds:
+            break
+        await anyio.sleep(max(0.0, every - (time.monotonic() - started)))

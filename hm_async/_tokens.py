@@ -1,0 +1,485 @@
+"""One access token shared by every coroutine of a client, refreshed by a single flight.
+
+Thousands of coroutines ask for the token; the platform must see one token request per
+token life, however many ask at once. The rules, and the constants behind them:
+
+* **Two windows, derived from the real ``expires_in``** (HM's tokens live 300 s, so generic
+  minute-sized margins would refresh on every call). A token's life is counted from the
+  moment its request was *sent*, so the request's latency is already charged against it.
+
+  - from ``SOFT_FRACTION`` = 50% of the life, plus up to ``SOFT_JITTER`` = 10% of it drawn
+    at random per token (150-180 s for a 300 s token), the first caller starts a refresh in
+    the background; everybody keeps using the current token and nobody waits. Refreshing
+    at half-life leaves the other half for retries if the token endpoint is down, before
+    any caller is affected; the jitter keeps a fleet of workers started together from
+    refreshing in lockstep. The price is ~1.7-2 token requests per 300 s instead of ~1.
+  - ``HARD_MARGIN_FRACTION`` = 10% of the life, at most ``MAX_HARD_MARGIN`` = 30 s, before
+    expiry (270 s for a 300 s token), callers wait for the refresh. The margin covers the
+    time a request takes to reach HM with the token (seconds), clock skew between HM's own
+    nodes (seconds), and one more token attempt (``request_timeout`` = 10 s) before expiry.
+
+* **Single flight.** A refresh is one :class:`asyncio.Task` owned by the provider; waiters
+  only watch it (``asyncio.wait``), so cancelling a waiter cancels nothing else, and a
+  refresh started by a request that was then cancelled still serves everyone else.
+
+* **Failures.** Transient causes (5xx, 429, connection errors and timeouts -- including a
+  stale keep-alive socket, which aiohttp does not retry for a POST -- are retried inside the
+  flight, at most ``max_attempts`` = 4 requests per flight, with backoff starting at
+  ``INITIAL_DELAY`` = 0.2 s, doubling, capped at ``MAX_DELAY`` = 5 s, 25% jitter, and never
+  past the current token's remaining life. A first "server disconnected" is retried at once:
+  that is the stale socket, not the server failing. Refusals (400 ``invalid_request``) are
+  raised at once with the server's ``error_description``. Every waiter of the flight shares
+  each request; a failure is handed to the waiters of that flight only -- the next caller
+  gets a new attempt -- but consecutive failures are remembered, so that new attempt waits
+  out the next backoff step instead of hammering a failing endpoint. When a refresh fails
+  while the current token is still valid, waiters get the current token.
+
+* **Invalidation.** :meth:`TokenProvider.invalidate` clears the token only if it is still
+  the one a 401 was answered for (compared by generation), so 1,000 concurrent 401s cause
+  one refresh. A token rejected while brand new (``FRESH_FRACTION`` = 5% of its life) counts
+  as a failure after the first time, so a server that refuses every token gets spaced
+  refreshes, not a storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+import aiohttp
+import msgspec
+
+from ._credentials import Credentials
+from ._errors import (
+    DecodeError,
+    HMError,
+    HMTimeoutError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+from ._retry import MAX_RETRY_AFTER, parse_retry_after
+
+__all__ = [
+    "AccessToken",
+    "TokenProvider",
+    "TokenWindows",
+    "backoff_delay",
+    "token_windows",
+]
+
+logger = logging.getLogger("hm_async")
+
+SOFT_FRACTION = 0.5
+SOFT_JITTER = 0.1
+HARD_MARGIN_FRACTION = 0.1
+MAX_HARD_MARGIN = 30.0
+FRESH_FRACTION = 0.05
+INITIAL_DELAY = 0.2
+MAX_DELAY = 5.0
+DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_REQUEST_TIMEOUT = 10.0
+#: A token answer is a few hundred bytes; an error page has no business being large either.
+MAX_TOKEN_BODY_BYTES = 64 * 1024
+
+_PATH = "/v1/access_tokens"
+_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+_NEVER = -math.inf
+
+
+class _TokenResponse(msgspec.Struct, kw_only=True):
+    access_token: str
+    expires_in: float
+    token_type: str = "bearer"
+    scope: str | None = None
+
+
+_decoder = msgspec.json.Decoder(_TokenResponse)
+
+
+class AccessToken:
+    """An issued bearer token. Immutable; its repr never shows the value.
+
+    ``expires_at`` is on the provider's clock (monotonic by default), counted from when the
+    token request was sent. ``generation`` numbers the tokens of one provider from 1.
+    """
+
+    __slots__ = ("authorization", "expires_at", "generation", "issued_at", "scope", "value")
+
+    value: str
+    authorization: str
+    generation: int
+    issued_at: float
+    expires_at: float
+    scope: str | None
+
+    def __init__(self, value: str, *, generation: int, issued_at: float, expires_at: float,
+                 scope: str | None = None) -> None:
+        set_ = object.__setattr__
+        set_(self, "value", value)
+        set_(self, "authorization", "Bearer " + value)
+        set_(self, "generation", generation)
+        set_(self, "issued_at", issued_at)
+        set_(self, "expires_at", expires_at)
+        set_(self, "scope", scope)
+
+    @property
+    def lifetime(self) -> float:
+        return self.expires_at - self.issued_at
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("AccessToken is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("AccessToken is immutable")
+
+    def __repr__(self) -> str:
+        return (f"AccessToken(generation={self.generation}, expires_at={self.expires_at:.3f}, "
+                f"scope={self.scope!r}, value=<redacted>)")
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("AccessToken cannot be pickled (it holds a secret)")
+
+
+class TokenWindows(msgspec.Struct, frozen=True):
+    """When a token should be refreshed: ``soft_at`` in the background, ``hard_at`` waiting."""
+
+    soft_at: float
+    hard_at: float
+    fresh_until: float
+
+
+def token_windows(issued_at: float, lifetime: float, jitter: float) -> TokenWindows:
+    """The refresh windows of a token living ``lifetime`` seconds from ``issued_at``.
+
+    ``jitter`` is a random draw in [0, 1). Always ``issued_at < soft_at <= hard_at <
+    issued_at + lifetime`` for a positive lifetime.
+    """
+    margin = min(MAX_HARD_MARGIN, lifetime * HARD_MARGIN_FRACTION)
+    hard_at = issued_at + lifetime - margin
+    soft_at = issued_at + lifetime * (SOFT_FRACTION + SOFT_JITTER * jitter)
+    return TokenWindows(soft_at=min(soft_at, hard_at), hard_at=hard_at,
+                        fresh_until=issued_at + lifetime * FRESH_FRACTION)
+
+
+def backoff_delay(failures: int, *, rand: float, retry_after: float | None = None,
+                  remaining: float | None = None) -> float:
+    """Seconds to wait before the next token attempt after ``failures`` consecutive failures.
+
+    Doubling from ``INITIAL_DELAY`` up to ``MAX_DELAY`` with up to 25% subtracted (``rand``
+    in [0, 1)), or the server's ``Retry-After``; never more than ``remaining`` (the current
+    token's remaining life), so a retry still lands while the old token is usable.
+    """
+    if failures <= 0:
+        return 0.0
+    if retry_after is not None:
+        delay = min(retry_after, MAX_RETRY_AFTER)
+    else:
+        delay = min(INITIAL_DELAY * 2.0 ** (failures - 1), MAX_DELAY) * (1.0 - 0.25 * rand)
+    if remaining is not None:
+        delay = min(delay, max(remaining, 0.0))
+    return delay
+
+
+def _transient(exc: HMError) -> bool:
+    return isinstance(exc, (TransportError, ServerError, RateLimitedError))
+
+
+def _stale_socket(exc: HMError) -> bool:
+    """The server closed a pooled connection under us (not a refused connect)."""
+    cause = exc.__cause__
+    return isinstance(cause, aiohttp.ServerDisconnectedError) or (
+        isinstance(cause, aiohttp.ClientOSError)
+        and not isinstance(cause, aiohttp.ClientConnectorError))
+
+
+class _Failure:
+    """How a flight ended without a token; the traceback is kept as the flight saw it."""
+
+    __slots__ = ("error", "traceback")
+
+    def __init__(self, error: HMError) -> None:
+        self.error = error
+        self.traceback = error.__traceback__
+
+    def reraise(self) -> HMError:
+        # Many waiters raise this one exception; restoring the flight's traceback each time
+        # keeps it from growing by every waiter's frames.
+        return self.error.with_traceback(self.traceback)
+
+
+class TokenProvider:
+    """Hands out the shared access token; see the module docstring for the rules.
+
+    ``current()`` is the synchronous fast path (a clock read and one comparison while the
+    token is young); ``get()`` waits for the single-flight refresh when one is needed.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        clock: Callable[[], float] = time.monotonic,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not request_timeout > 0:
+            raise ValueError("request_timeout must be a positive number of seconds")
+        self._credentials = credentials
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._url = self._base_url + _PATH
+        self._clock = clock
+        self._request_timeout = request_timeout
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._max_attempts = max_attempts
+        self._rand = rand
+        self._token: AccessToken | None = None
+        # The fast path compares against _soft_at only; -inf whenever there is no token.
+        self._soft_at = _NEVER
+        self._hard_at = _NEVER
+        self._fresh_until = _NEVER
+        self._generation = 0
+        self._flight: asyncio.Task[AccessToken | _Failure] | None = None
+        self._failures = 0  # consecutive failed token requests
+        self._not_before = _NEVER  # no token request before this (backoff across flights)
+        self._fresh_rejections = 0
+        self._requests = 0
+        self._last_retry_after: float | None = None
+        self._closed = False
+
+    # -- the fast path ------------------------------------------------------------------
+    def current(self) -> AccessToken | None:
+        """The cached token if it can be used without waiting, else None (then ``get()``).
+
+        Past the soft window this also starts the background refresh.
+        """
+        if self._clock() < self._soft_at:
+            return self._token
+        return self._current_slow()
+
+    def _current_slow(self) -> AccessToken | None:
+        token = self._token
+        if token is None or self._closed:
+            return None
+        now = self._clock()
+        if now >= token.expires_at:
+            return None
+        if now < self._hard_at or now < self._not_before:
+            # Soft window, or the hard window while the endpoint is failing: the token is
+            # still good, so use it and let the (backed-off) refresh run in the background.
+            self._ensure_flight()
+            return token
+        return None
+
+    async def get(self) -> AccessToken:
+        """A usable token, waiting for the shared refresh if there is none."""
+        token = self.current()
+        if token is not None:
+            return token
+        if self._closed:
+            raise HMError("the TokenProvider is closed")
+        task = self._ensure_flight()
+        if task is None:  # no running loop: cannot happen inside a coroutine
+            raise RuntimeError("TokenProvider.get() needs a running event loop")
+        await asyncio.wait((task,))
+        if task.cancelled():
+            raise HMError("the TokenProvider was closed while waiting for a token")
+        outcome = task.result()
+        if isinstance(outcome, AccessToken):
+            return outcome
+        fallback = self._token
+        if fallback is not None and self._clock() < fallback.expires_at:
+            return fallback
+        raise outcome.reraise()
+
+    def invalidate(self, token: AccessToken) -> bool:
+        """Forget ``token`` if it is still the current one (a 401 said it is no good).
+
+        Returns True if it was cleared; False if a newer token already replaced it.
+        """
+        current = self._token
+        if current is None or current.generation != token.generation:
+            return False
+        now = self._clock()
+        fresh = now < self._fresh_until
+        self._set_token(None)
+        if fresh:
+            self._fresh_rejections += 1
+            if self._fresh_rejections > 1:
+                # Tokens are refused as soon as they are issued: space the next refreshes.
+                delay = backoff_delay(self._fresh_rejections - 1, rand=self._rand())
+                self._not_before = max(self._not_before, now + delay)
+        else:
+            self._fresh_rejections = 0
+        logger.debug("token invalidated generation=%d", token.generation)
+        return True
+
+    @property
+    def requests_made(self) -> int:
+        """Token requests sent so far (successful or not)."""
+        return self._requests
+
+    @property
+    def refreshing(self) -> bool:
+        """True while a refresh flight is running."""
+        return self._flight is not None
+
+    # -- the flight ---------------------------------------------------------------------
+    def _ensure_flight(self) -> asyncio.Task[AccessToken | _Failure] | None:
+        task = self._flight
+        if task is None and not self._closed:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+            task = loop.create_task(self._fly(), name="hm_async token refresh")
+            self._flight = task
+        return task
+
+    async def _fly(self) -> AccessToken | _Failure:
+        """Get a new token: the one task every waiter watches. Never raises except cancel."""
+        this = asyncio.current_task()
+        attempts = 0
+        try:
+            while True:
+                now = self._clock()
+                wait = self._not_before - now
+                token = self._token
+                if token is not None and token.expires_at > now:
+                    wait = min(wait, token.expires_at - now)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                attempts += 1
+                try:
+                    new = await self._request_token()
+                except HMError as exc:
+                    if not self._after_failure(exc, attempts):
+                        logger.warning("token refresh failed after %d attempt(s): %s",
+                                       attempts, exc)
+                        return _Failure(exc)
+                    continue
+                self._failures = 0
+                self._not_before = _NEVER
+                if self._token is not None:
+                    # A routine refresh of a token nobody rejected: HM accepts our tokens.
+                    self._fresh_rejections = 0
+                self._set_token(new)
+                return new
+        finally:
+            if self._flight is this:
+                self._flight = None
+
+    def _after_failure(self, exc: HMError, attempts: int) -> bool:
+        """Record a failed attempt and schedule the next; True if this flight tries again."""
+        now = self._clock()
+        token = self._token
+        remaining = token.expires_at - now if token is not None else None
+        if attempts == 1 and _stale_socket(exc):
+            delay = 0.0  # a pooled socket the server had closed: not a failing server
+        else:
+            self._failures += 1
+            delay = backoff_delay(self._failures, rand=self._rand(),
+                                  retry_after=self._last_retry_after, remaining=remaining)
+        self._not_before = now + delay
+        retry = _transient(exc) and attempts < self._max_attempts
+        if retry:
+            logger.debug("token request failed (%s); retrying in %.3f s", type(exc).__name__,
+                         delay)
+        return retry
+
+    def _set_token(self, token: AccessToken | None) -> None:
+        self._token = token
+        if token is None:
+            self._soft_at = self._hard_at = self._fresh_until = _NEVER
+            return
+        windows = token_windows(token.issued_at, token.lifetime, self._rand())
+        self._hard_at = windows.hard_at
+        self._fresh_until = windows.fresh_until
+        self._soft_at = windows.soft_at
+
+    async def _request_token(self) -> AccessToken:
+        body = msgspec.json.encode(await self._credentials.token_request_body(self._base_url))
+        self._last_retry_after = None
+        sent_at = self._clock()
+        self._requests += 1
+        try:
+            async with self._session.post(self._url, data=body, headers=_HEADERS,
+                                          timeout=self._timeout, allow_redirects=False) as resp:
+                status = resp.status
+                headers = resp.headers
+                raw = await _read_capped(resp)
+        except asyncio.TimeoutError as exc:
+            raise HMTimeoutError(
+                f"token request timed out after {self._request_timeout} s (POST {_PATH})",
+                timeout="total", seconds=self._request_timeout) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(
+                f"token request failed (POST {_PATH}): {type(exc).__name__}"
+                f"{': ' + str(exc) if str(exc) else ''}") from exc
+        if status != 200:
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            self._last_retry_after = retry_after
+            raise error_from_response(
+                status, raw, headers=headers, method="POST", path=_PATH, token_endpoint=True,
+                retry_after=retry_after)
+        try:
+            answer = _decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            # msgspec names the field and the type, never the value (which is the token).
+            raise DecodeError(f"token answer of POST {_PATH} is not valid: {exc}",
+                              status_code=status, path=_PATH) from None
+        if not answer.access_token or not answer.expires_in > 0:
+            raise DecodeError(f"token answer of POST {_PATH} lacks a token or a positive "
+                              f"expires_in", status_code=status, path=_PATH)
+        self._generation += 1
+        logger.debug("token issued generation=%d expires_in=%s", self._generation,
+                     answer.expires_in)
+        return AccessToken(answer.access_token, generation=self._generation, issued_at=sent_at,
+                           expires_at=sent_at + answer.expires_in, scope=answer.scope)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Cancel a running refresh and wait for it; later ``get()`` calls raise."""
+        self._closed = True
+        task, self._flight = self._flight, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+
+    async def __aenter__(self) -> TokenProvider:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        token = self._token
+        state = "none" if token is None else f"generation {token.generation}"
+        return (f"TokenProvider(url={self._url!r}, client_id={self._credentials.client_id!r}, "
+                f"token={state}, requests_made={self._requests})")
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(16 * 1024):
+        size += len(chunk)
+        if size > MAX_TOKEN_BODY_BYTES:
+            raise TransportError(f"answer of POST {_PATH} exceeds {MAX_TOKEN_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

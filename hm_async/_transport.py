@@ -1,0 +1,320 @@
+"""The one seam between hm_async and aiohttp: pooled session, auth, retries, timeouts.
+
+Everything that touches the network goes through :meth:`Transport.request`, which
+
+* waits for a free slot of its own (a semaphore no larger than the connector's pool), so
+  aiohttp never queues for a connection and its ``total`` timeout starts only once the
+  request can really be sent -- time spent queueing is not charged to the request;
+* attaches the bearer token (only ever to the configured API origin: URLs are built from
+  ``base_url``, redirects are never followed) and replays once after a 401 "invalid token"
+  with a fresh token, invalidating only the token that request used;
+* retries transient failures with jittered exponential backoff, honouring ``Retry-After``,
+  within a client-wide :class:`~hm_async._retry.RetryBudget`, never repeating a request
+  that may have been applied (only idempotent ones are retried on ambiguous failures);
+* maps every aiohttp exception to the :mod:`hm_async._errors` hierarchy, so callers never
+  need to import aiohttp to handle errors;
+* counts every attempt in the :class:`~hm_async._metering.UsageMeter` and logs one debug
+  line per attempt (method, path, status, latency, request id; never headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    HMError,
+    HMTimeoutError,
+    RateLimitedError,
+    RetryBudgetExhaustedError,
+    TransportError,
+    error_from_response,
+    is_consent_removed,
+)
+from ._metering import UsageMeter
+from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
+
+if TYPE_CHECKING:
+    from ._tokens import AccessToken, TokenProvider
+
+__all__ = ["MAX_BODY_BYTES", "Response", "Timeout", "Transport"]
+
+logger = logging.getLogger("hm_async")
+
+#: A vehicle-data answer is a few KB; a fleet list maybe a few MB. Anything past this is
+#: a misbehaving proxy, and reading it would only cost memory.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+#: A 429 proves the request was not processed, and the brand's limiter slows down after it,
+#: so throttled attempts get their own, larger allowance instead of using up ``max_retries``
+#: (which is meant for failures) or the retry budget (which guards against a dead API).
+MAX_RATE_LIMIT_RETRIES = 8
+
+_INVALID_TOKEN_MARKERS = ("invalid token", "invalid jwt", "missing or invalid authorization",
+                          "expired")
+
+
+class Timeout:
+    """Per-request time limits in seconds (None disables one).
+
+    ``total`` covers sending the request and reading the whole answer, *not* time spent
+    waiting for a pooled connection; ``connect`` covers opening a new socket (and TLS);
+    ``read`` is the longest silence allowed between two reads.
+    """
+
+    __slots__ = ("_aiohttp", "connect", "read", "total")
+
+    def __init__(self, total: float | None = 30.0, *, connect: float | None = 10.0,
+                 read: float | None = None) -> None:
+        for name, value in (("total", total), ("connect", connect), ("read", read)):
+            if value is not None and not value > 0:
+                raise ValueError(f"timeout {name} must be a positive number of seconds or None")
+        self.total = total
+        self.connect = connect
+        self.read = read
+        self._aiohttp = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+
+    def __repr__(self) -> str:
+        return f"Timeout(total={self.total}, connect={self.connect}, read={self.read})"
+
+    @classmethod
+    def coerce(cls, value: Timeout | float | None) -> Timeout:
+        if isinstance(value, Timeout):
+            return value
+        return cls(value, connect=None if value is None else min(10.0, value))
+
+
+class Response:
+    """A fully read HTTP answer: status, headers and body bytes."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class RateLimiter(Protocol):
+    """What the transport needs from the per-brand limiter registry."""
+
+    async def acquire(self, brand: str) -> int: ...
+    def on_rate_limited(self, brand: str, retry_after: float | None = None, *,
+                        generation: int | None = None) -> None: ...
+    def on_success(self, brand: str) -> None: ...
+
+
+class Transport:
+    """Sends requests for one client; see the module docstring for what it guarantees."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        tokens: TokenProvider,
+        *,
+        max_connections: int,
+        timeout: Timeout,
+        max_retries: int,
+        retry_budget: RetryBudget,
+        meter: UsageMeter,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.session = session
+        self.tokens = tokens
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_budget = retry_budget
+        self.meter = meter
+        self.limiter = limiter
+        self._slots = asyncio.Semaphore(max_connections)
+        self._sleep = sleep
+        self._headers_for: tuple[AccessToken | None, dict[str, str]] = (None, {})
+
+    def _auth_headers(self, token: AccessToken) -> dict[str, str]:
+        cached_token, headers = self._headers_for
+        if cached_token is not token:
+            headers = {"Authorization": token.authorization}
+            self._headers_for = (token, headers)
+        return headers
+
+    async def _token(self) -> AccessToken:
+        token = self.tokens.current()
+        if token is None:
+            token = await self.tokens.get()
+        return token
+
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        endpoint: str,
+        brand: str | None = None,
+        body: bytes | None = None,
+        idempotent: bool,
+        rate_limited: bool = False,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+        ok_statuses: frozenset[int] = frozenset({200}),
+    ) -> Response:
+        """Send one logical request and return its successful answer, or raise HMError."""
+        retries_left = self.max_retries if max_retries is None else max_retries
+        rate_limit_retries_left = MAX_RATE_LIMIT_RETRIES if retries_left > 0 else 0
+        tmo = (timeout or self.timeout)._aiohttp
+        limiter = self.limiter if rate_limited and brand is not None else None
+        replayed_401 = False
+        attempt = 0
+        generation: int | None = None
+        self.retry_budget.record_request()
+        while True:
+            if limiter is not None:
+                # the generation lets the limiter ignore 429s of requests sent before its
+                # last slow-down, so a burst of them cuts the rate once, not once each
+                generation = await limiter.acquire(brand)  # type: ignore[arg-type]
+            is_retry = attempt > 0
+            attempt += 1
+            try:
+                token, resp = await self._send(method, url, body, tmo, timeout or self.timeout)
+            except TransportError as exc:
+                self.meter.count(endpoint, brand, "transport", retry=is_retry)
+                failure: HMError = exc
+                retry_after = None
+                # A connection that was never established cannot have delivered the request.
+                retryable = idempotent or isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+            else:
+                status = resp.status
+                self.meter.count(endpoint, brand, _outcome(status), retry=is_retry)
+                if status in ok_statuses:
+                    if limiter is not None:
+                        limiter.on_success(brand)  # type: ignore[arg-type]
+                    return resp
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                error = error_from_response(status, resp.body, headers=resp.headers,
+                                            method=method, path=url.path,
+                                            retry_after=retry_after)
+                if status == 401 and _is_invalid_token(error):
+                    if replayed_401:
+                        raise error
+                    # Only this request's token is dropped; concurrent 401s for the same
+                    # token share one refresh, and a token that is already newer is kept.
+                    self.tokens.invalidate(token)
+                    replayed_401 = True
+                    continue
+                if isinstance(error, RateLimitedError) and limiter is not None:
+                    limiter.on_rate_limited(brand, retry_after,  # type: ignore[arg-type]
+                                            generation=generation)
+                failure = error
+                retryable = should_retry(status, idempotent=idempotent)
+            throttled = isinstance(failure, RateLimitedError)
+            if not retryable or (rate_limit_retries_left if throttled else retries_left) <= 0:
+                raise failure
+            if not throttled and not self.retry_budget.try_spend():
+                raise RetryBudgetExhaustedError(
+                    f"not retrying {method} {url.path}: the client-wide retry budget is "
+                    f"spent (the API is failing for many requests); last error: {failure}",
+                    last_error=failure,
+                ) from failure
+            if throttled:
+                rate_limit_retries_left -= 1
+            else:
+                retries_left -= 1
+            delay = backoff_delay(attempt, retry_after=retry_after)
+            if limiter is not None and throttled:
+                delay = 0.0  # the limiter already holds this brand back for Retry-After
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("retry method=%s path=%s attempt=%d delay=%.3f reason=%s",
+                             method, url.path, attempt + 1, delay, type(failure).__name__)
+            if delay > 0:
+                await self._sleep(delay)
+
+    async def _send(self, method: str, url: URL, body: bytes | None,
+                    tmo: aiohttp.ClientTimeout, timeout: Timeout) -> tuple[AccessToken, Response]:
+        async with self._slots:
+            # The token is taken once a connection slot is ours: a request that queued for
+            # long must not carry a token that expired while it waited.
+            token = await self._token()
+            started = time.perf_counter()
+            try:
+                async with self.session.request(
+                    method, url, data=body, headers=self._auth_headers(token), timeout=tmo,
+                    allow_redirects=False,
+                ) as resp:
+                    raw = await _read_capped(resp)
+                    result = Response(resp.status, resp.headers, raw)
+            except aiohttp.ConnectionTimeoutError as exc:
+                raise HMTimeoutError(
+                    f"connect timeout ({timeout.connect} s) on {method} {url.path}",
+                    timeout="connect", seconds=timeout.connect) from exc
+            except aiohttp.SocketTimeoutError as exc:
+                raise HMTimeoutError(
+                    f"read timeout ({timeout.read} s without data) on {method} {url.path}",
+                    timeout="read", seconds=timeout.read) from exc
+            except asyncio.TimeoutError as exc:
+                raise HMTimeoutError(
+                    f"total timeout ({timeout.total} s) on {method} {url.path}",
+                    timeout="total", seconds=timeout.total) from exc
+            except aiohttp.ClientSSLError as exc:
+                raise TransportError(
+                    f"TLS failure talking to {url.host}: {exc.__class__.__name__}: {exc}"
+                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise TransportError(
+                    f"connection failure on {method} {url.path}: {exc.__class__.__name__}"
+                    f"{': ' + str(exc) if str(exc) else ''}"
+                ) from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("request method=%s path=%s status=%d latency_ms=%.1f",
+                         method, url.path, result.status,
+                         (time.perf_counter() - started) * 1000.0)
+        if 300 <= result.status < 400:
+            location = result.headers.get("Location", "")
+            raise APIError(
+                f"HTTP {result.status} redirect on {method} {url.path} to {location!r} not "
+                f"followed: hm_async sends the bearer token only to the configured API origin",
+                status_code=result.status, method=method, path=url.path,
+            )
+        return token, result
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    length = resp.content_length
+    if length is not None and length <= MAX_BODY_BYTES:
+        return await resp.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TransportError(
+                f"response body of {resp.method} {resp.url.path} exceeds {MAX_BODY_BYTES} "
+                f"bytes; not read further"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _outcome(status: int) -> str:
+    return _OUTCOMES.get(status) or str(status)
+
+
+_OUTCOMES = {s: str(s) for s in range(100, 600)}
+
+
+def _is_invalid_token(error: APIError) -> bool:
+    if not isinstance(error, AuthenticationError):
+        return False  # e.g. PermissionDeniedError for "consent removed by OEM"
+    details = [e.detail for e in error.errors] or [error.detail]
+    if any(is_consent_removed(d) for d in details):
+        return False
+    text = " ".join(d.lower() for d in details if d)
+    return not text or any(m in text for m in _INVALID_TOKEN_MARKERS)
