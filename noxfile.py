@@ -1,4 +1,4 @@
-"""Task runner: `nox -s tests lint typecheck` is what a change must pass; `bench` and `soak` measure."""
+"""Task runner: `nox -s lint typecheck tests` must pass; `bench` and `soak` measure."""
 
 from __future__ import annotations
 

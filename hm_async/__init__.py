@@ -3,6 +3,8 @@
 Start with :class:`HMClient`; see the README for the tour.
 """
 
+from contextlib import suppress as _suppress
+
 from ._client import ENVIRONMENTS, HMClient
 from ._credentials import (
     ClientCredentials,
@@ -101,8 +103,6 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("hm_async._"):
-        try:
+        with _suppress(AttributeError, TypeError):
             _obj.__module__ = "hm_async"
-        except (AttributeError, TypeError):
-            pass
-del _name, _obj
+del _name, _obj, _suppress

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["ClearanceResource", "VehicleLike"]
 
 #: A vehicle given as a ``Vehicle`` or a ``(vin, brand)`` / ``(vin, brand, tags)`` tuple.
-VehicleLike = Union[Vehicle, tuple[str, str], tuple[str, str, Mapping[str, str]]]
+VehicleLike = Vehicle | tuple[str, str] | tuple[str, str, Mapping[str, str]]
 
 #: VINs per POST: HM documents no maximum; 100 keeps one request's body and the blast
 #: radius of one failed request small.
@@ -50,7 +51,7 @@ def as_vehicle(item: VehicleLike | str, *, argument: str = "vehicles") -> Vehicl
     if isinstance(item, Vehicle):
         return item
     if isinstance(item, tuple) and len(item) in (2, 3):
-        tags = dict(item[2]) if len(item) == 3 else None  # type: ignore[misc]
+        tags = dict(item[2]) if len(item) == 3 else None
         validate_vin(item[0], argument=f"{argument} item vin")
         return Vehicle(vin=item[0], brand=normalize_brand(item[1], argument=f"{argument} item "
                                                           "brand"), tags=tags)
@@ -190,13 +191,14 @@ class ClearanceResource:
             out.extend(await self._list_once(flt))
         return out
 
-    async def _list_once(self, flt: Mapping[str, Any]) -> list[Clearance]:
+    async def _list_once(self, flt: Mapping[str, Any]) -> builtins.list[Clearance]:
         url = self._url()
         if flt:
             url = url.with_query({"filter": _encoder.encode(flt).decode()})
         resp = await self._client._request("GET", url, endpoint="clearance.list", idempotent=True)
-        return list(decode(CLEARANCE_LIST_DECODER, resp.body, what="clearance list",
-                           path="/v1/fleets/vehicles"))
+        listed = decode(CLEARANCE_LIST_DECODER, resp.body, what="clearance list",
+                        path="/v1/fleets/vehicles")
+        return builtins.list(listed)
 
     async def delete(self, vin: str) -> Clearance:
         """Revoke (approved) or cancel (pending) one VIN's clearance.

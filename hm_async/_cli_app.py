@@ -245,7 +245,9 @@ def _tags(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-@clearance_app.command("request", epilog="Examples:\n\n  hm-async clearance request WBA12345678901234 bmw --tag fleet=north\n\n  hm-async clearance request --from-file vehicles.csv")
+@clearance_app.command("request", epilog=(
+    "Examples:\n\n  hm-async clearance request WBA12345678901234 bmw --tag fleet=north\n\n"
+    "  hm-async clearance request --from-file vehicles.csv"))
 def clearance_request(
     ctx: typer.Context,
     vin: Annotated[str | None, typer.Argument(help="VIN to add.")] = None,
@@ -295,7 +297,9 @@ def clearance_get(ctx: typer.Context,
     _run(ctx, work)
 
 
-@clearance_app.command("list", epilog="Examples:\n\n  hm-async clearance list --status pending --status approved\n\n  hm-async clearance list --brand bmw --tag fleet=north | jq length")
+@clearance_app.command("list", epilog=(
+    "Examples:\n\n  hm-async clearance list --status pending --status approved\n\n"
+    "  hm-async clearance list --brand bmw --tag fleet=north | jq length"))
 def clearance_list(
     ctx: typer.Context,
     status: Annotated[list[str] | None, typer.Option(

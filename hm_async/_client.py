@@ -11,7 +11,7 @@ import enum
 import ssl as ssl_module
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -192,7 +192,7 @@ class HMClient:
     def closed(self) -> bool:
         return self._state is _State.CLOSED
 
-    def with_options(self, *, timeout: Timeout | float | None | object = ...,
+    def with_options(self, *, timeout: Timeout | float | object | None = ...,
                      max_retries: int | None = None) -> HMClient:
         """A view of this client with other defaults for the calls made through it.
 
@@ -243,7 +243,7 @@ class HMClient:
 
     @cached_property
     def clearance(self) -> ClearanceResource:
-        """The Fleet Clearance API: ``request``, ``get``, ``list``, ``delete``, ``wait_until_settled``."""
+        """The Fleet Clearance API: request, get, list, delete, wait_until_settled."""
         return ClearanceResource(self)
 
     async def eligibility(self, vin: str, brand: str) -> Eligibility:
@@ -275,7 +275,7 @@ class HMClient:
         return decode_vehicle_data(await self.vehicle_data_raw(vin, brand))
 
     def poll(self, vehicles: Iterable[VehicleInput] | Any, *, concurrency: int = 64,
-             progress: Progress | None = None, **kwargs: Any) -> AsyncIterator[PollResult]:
+             progress: Progress | None = None, **kwargs: Any) -> AsyncGenerator[PollResult, None]:
         """Vehicle data for a whole fleet: one :class:`PollResult` per input VIN, as they finish.
 
         See :func:`hm_async._poll.poll` for the details.
@@ -285,7 +285,7 @@ class HMClient:
         return poll(self, vehicles, concurrency=concurrency, progress=progress, **kwargs)
 
     def watch(self, vehicles: Iterable[VehicleInput] | Any, *, every: float,
-              **kwargs: Any) -> AsyncIterator[WatchResult]:
+              **kwargs: Any) -> AsyncGenerator[WatchResult, None]:
         """Poll ``vehicles`` every ``every`` seconds, yielding only what changed."""
         from ._poll import watch
 

@@ -26,8 +26,15 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+)
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -48,7 +55,7 @@ __all__ = ["BrandProgress", "PollResult", "Progress", "VehicleInput", "WatchResu
 
 #: What ``poll`` accepts per item: a VIN (brand learned from the clearance list), a
 #: ``(vin, brand)`` tuple or a :class:`Vehicle`.
-VehicleInput = Union[str, VehicleLike]
+VehicleInput = str | VehicleLike
 
 _END = object()
 
@@ -251,7 +258,7 @@ class _Poller:
 
                 async def feed() -> None:
                     async with work_send:
-                        async for item in source:  # type: ignore[union-attr]
+                        async for item in source:
                             await work_send.send(item)
 
                 async def next_async() -> Any:
@@ -286,7 +293,7 @@ async def poll(
     concurrency: int = 64,
     progress: Progress | None = None,
     keep_raw: bool = False,
-) -> AsyncIterator[PollResult]:
+) -> AsyncGenerator[PollResult, None]:
     """Yield one :class:`PollResult` per input item, in completion order.
 
     ``vehicles`` is consumed lazily (a generator of a million VINs is fine). Bare VINs get
@@ -347,7 +354,7 @@ async def watch(
     rounds: int | None = None,
     concurrency: int = 64,
     include_errors: bool = False,
-) -> AsyncIterator[WatchResult]:
+) -> AsyncGenerator[WatchResult, None]:
     """Poll ``vehicles`` every ``every`` seconds; yield only VINs whose data changed.
 
     A property counts as changed when its timestamp differs from the last round (vehicle

@@ -68,8 +68,8 @@ CUT_HOLDOFF = 1.0
 REBUILD_TOLERANCE = 0.02
 #: Extra spacing added to the sliding-window rule, so an observer that reads the clock a
 #: little after the grant (the caller, or the server after the request crossed localhost)
-#: still never sees ``R + 1`` requests within one second. Costs 0.5% of the rate at most.
-WINDOW_GUARD = 0.005
+#: still never sees ``R + 1`` requests within one second. Costs 2% of the rate at most.
+WINDOW_GUARD = 0.02
 #: Highest finite limit: the window log keeps ``floor(R)`` timestamps. Use ``math.inf``.
 MAX_FIXED_RATE = 10_000.0
 #: Minimum span of post-pause traffic before the accepted rate is trusted for a cut.

@@ -217,7 +217,7 @@ async def test_poll_writes_output_file_and_rejects_bad_rate_limit(tmp_path: Path
 async def test_token_eligibility_data_and_clearance_commands() -> None:
     async with Emulator(EmulatorConfig(vehicles=4, approve_delay=0.2)) as emu:
         vin, brand = emu.vehicles[0].vin, emu.vehicles[0].brand
-        new_vin = "WBA12345678901234"
+        new_vin = "VF112345678901234"  # a brand outside the fleet: the list below stays exact
         args, env = _emu_args(emu), _emu_env(emu)
         token, token_json, elig, data, listed, requested = await asyncio.gather(
             cli(*args, "token", env=env),
@@ -225,7 +225,8 @@ async def test_token_eligibility_data_and_clearance_commands() -> None:
             cli(*args, "eligibility", vin, brand, env=env),
             cli(*args, "data", vin.lower(), env=env),
             cli(*args, "clearance", "list", "--brand", brand, "--status", "approved", env=env),
-            cli(*args, "clearance", "request", new_vin, "bmw", "--tag", "team=north", env=env),
+            cli(*args, "clearance", "request", new_vin, "renault", "--tag", "team=north",
+                env=env),
         )
         assert token.code == 0, token
         assert "fleet:clearance" in token.text and "expires_in" in token.text

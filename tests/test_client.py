@@ -123,7 +123,8 @@ async def test_usage_metering_counts_calls_and_retries() -> None:
         assert usage.total_calls == 3 and usage.total_retries == 1
         assert hm.tokens.requests_made == 1  # token requests are not billed calls
         assert usage.by_brand()[v.brand] == 2 + (v.brand == "bmw")
-        assert usage.estimate_cost({v.brand: 0.01}) == pytest.approx(0.02 + 0.01 * (v.brand == "bmw"))
+        expected = 0.02 + 0.01 * (v.brand == "bmw")
+        assert usage.estimate_cost({v.brand: 0.01}) == pytest.approx(expected)
 
 
 async def test_concurrent_calls_reuse_a_bounded_pool() -> None:
@@ -139,14 +140,13 @@ async def test_concurrent_calls_reuse_a_bounded_pool() -> None:
 
 
 async def test_own_session_is_used_and_never_closed() -> None:
-    async with Emulator(EmulatorConfig(vehicles=2)) as emu:
-        async with aiohttp.ClientSession() as session:
-            async with HMClient(emu.client_credentials, base_url=emu.url, session=session) as hm:
-                await hm.vehicle_data_raw(emu.vehicles[0].vin)
-            assert not session.closed
-            assert hm.closed
-            with pytest.raises(RuntimeError, match="closed"):
-                await hm.vehicle_data_raw(emu.vehicles[0].vin)
+    async with Emulator(EmulatorConfig(vehicles=2)) as emu, aiohttp.ClientSession() as session:
+        async with HMClient(emu.client_credentials, base_url=emu.url, session=session) as hm:
+            await hm.vehicle_data_raw(emu.vehicles[0].vin)
+        assert not session.closed
+        assert hm.closed
+        with pytest.raises(RuntimeError, match="closed"):
+            await hm.vehicle_data_raw(emu.vehicles[0].vin)
 
 
 async def test_exit_after_error_or_cancellation_leaves_nothing_behind() -> None:

@@ -113,7 +113,9 @@ async def test_configured_rate_is_met_without_429() -> None:
         achieved = (len(times) - 1) / (times[-1] - times[0])
         assert abs(achieved - rate) / rate <= 0.05
         assert emu.stats.count("vehicle_data", 429) == 0
-        assert emu.stats.max_in_window("bmw") <= rate
+        # the limiter's own grant times never put R + 1 in a second (tests/test_ratelimit.py);
+        # arrival times at the server carry loopback and scheduling jitter on top of that
+        assert emu.stats.max_in_window("bmw") <= rate + 1
 
 
 async def test_one_brands_429s_do_not_slow_the_others() -> None:
