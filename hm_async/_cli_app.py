@@ -476,4 +476,4 @@ def emulator(ctx: typer.Context) -> None:
     """Run the local HM API emulator (try: hm-async emulator --help)."""
     from .emulator.__main__ import main as emulator_main
 
-    raise typer.Exit(emulator_main(list(ctx.args)))
+    raise typer.Exit(emulator_main(list(ctx.args), prog="hm-async emulator"))

@@ -269,7 +269,9 @@ async def test_one_request_per_short_token_life_and_callers_never_wait() -> None
         assert statuses and set(statuses) == {200}  # never an expired token
         assert slowest < 0.05  # refreshes happened in the background
         requests = emu.stats.token_requests
-        assert requests == p.requests_made == len(seen) == max(seen)  # one per token
+        assert requests == p.requests_made
+        # every token was used, except perhaps one whose refresh finished at the deadline
+        assert requests - 1 <= len(seen) == max(seen) <= requests
         # One request per token life: a refresh at 50-60% of each 2 s life.
         assert duration / lifetime <= requests <= duration / (0.5 * lifetime) + 1
 

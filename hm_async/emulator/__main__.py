@@ -138,9 +138,12 @@ async def _serve(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator until SIGINT/SIGTERM; returns the process exit code."""
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM; returns the process exit code.
+
+    ``prog`` names the command in usage messages (``hm-async emulator`` from the CLI).
+    """
+    parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
     try:
         _config(args)
