@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import enum
 import ssl as ssl_module
-import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from functools import cached_property
@@ -29,7 +28,6 @@ from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
 from ._tokens import TokenProvider
 from ._transport import Response, Timeout, Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
-from ._version import __version__
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
 
 if TYPE_CHECKING:
@@ -53,10 +51,6 @@ KEEPALIVE_SECONDS = 30.0
 #: DNS answers cached for 5 minutes: fan-out jobs do thousands of requests to one host.
 DNS_CACHE_SECONDS = 300
 
-USER_AGENT = (
-    f"hm-async/{__version__} aiohttp/{aiohttp.__version__} "
-    f"python/{sys.version_info.major}.{sys.version_info.minor}"
-)
 
 
 class _State(enum.Enum):
@@ -157,12 +151,11 @@ class HMClient:
                 limit=self._max_connections, limit_per_host=0, ttl_dns_cache=DNS_CACHE_SECONDS,
                 keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._ssl,
             )
+            # No session-wide headers: the transport sends one prebuilt header set per
+            # token, which aiohttp merges faster than defaults plus per-call headers.
             session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json",
-                         "Content-Type": "application/json"},
                 trace_configs=self._trace_configs, raise_for_status=False,
-                auto_decompress=True,
             )
             self._owned_session = session
         limit = getattr(session.connector, "limit", 0) or self._max_connections

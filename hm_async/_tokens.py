@@ -65,6 +65,7 @@ from ._errors import (
     error_from_response,
 )
 from ._retry import MAX_RETRY_AFTER, parse_retry_after
+from ._version import USER_AGENT
 
 __all__ = [
     "AccessToken",
@@ -89,7 +90,8 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_TOKEN_BODY_BYTES = 64 * 1024
 
 _PATH = "/v1/access_tokens"
-_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+_HEADERS = {"Accept": "application/json", "Content-Type": "application/json",
+            "User-Agent": USER_AGENT}
 _NEVER = -math.inf
 
 

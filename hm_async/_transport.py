@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._errors import (
@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._metering import UsageMeter
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
+from ._version import USER_AGENT
 
 if TYPE_CHECKING:
     from ._tokens import AccessToken, TokenProvider
@@ -53,6 +54,12 @@ logger = logging.getLogger("hm_async")
 #: A vehicle-data answer is a few KB; a fleet list maybe a few MB. Anything past this is
 #: a misbehaving proxy, and reading it would only cost memory.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+
+_BASE_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+}
 
 #: A 429 proves the request was not processed, and the brand's limiter slows down after it,
 #: so throttled attempts get their own, larger allowance instead of using up ``max_retries``
@@ -138,14 +145,19 @@ class Transport:
         self.limiter = limiter
         self._slots = asyncio.Semaphore(max_connections)
         self._sleep = sleep
-        self._headers_for: tuple[AccessToken | None, dict[str, str]] = (None, {})
+        self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
+            None, CIMultiDict(), CIMultiDict())
 
-    def _auth_headers(self, token: AccessToken) -> dict[str, str]:
-        cached_token, headers = self._headers_for
+    def _headers(self, token: AccessToken, with_body: bool) -> CIMultiDict[str]:
+        """Every header of a request, built once per token: aiohttp then adds only Host."""
+        cached_token, plain, json_body = self._headers_for
         if cached_token is not token:
-            headers = {"Authorization": token.authorization}
-            self._headers_for = (token, headers)
-        return headers
+            plain = CIMultiDict(_BASE_HEADERS)
+            plain["Authorization"] = token.authorization
+            json_body = plain.copy()
+            json_body["Content-Type"] = "application/json"
+            self._headers_for = (token, plain, json_body)
+        return json_body if with_body else plain
 
     async def _token(self) -> AccessToken:
         token = self.tokens.current()
@@ -243,10 +255,12 @@ class Transport:
             # The token is taken once a connection slot is ours: a request that queued for
             # long must not carry a token that expired while it waited.
             token = await self._token()
-            started = time.perf_counter()
+            debug = logger.isEnabledFor(logging.DEBUG)
+            started = time.perf_counter() if debug else 0.0
             try:
                 async with self.session.request(
-                    method, url, data=body, headers=self._auth_headers(token), timeout=tmo,
+                    method, url, data=body, headers=self._headers(token, body is not None),
+                    timeout=tmo,
                     allow_redirects=False,
                 ) as resp:
                     raw = await _read_capped(resp)
@@ -272,10 +286,10 @@ class Transport:
                     f"connection failure on {method} {url.path}: {exc.__class__.__name__}"
                     f"{': ' + str(exc) if str(exc) else ''}"
                 ) from exc
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("request method=%s path=%s status=%d latency_ms=%.1f",
+        if debug:
+            logger.debug("request method=%s path=%s status=%d latency_ms=%.1f request_id=%s",
                          method, url.path, result.status,
-                         (time.perf_counter() - started) * 1000.0)
+                         (time.perf_counter() - started) * 1000.0, _request_id(result))
         if 300 <= result.status < 400:
             location = result.headers.get("Location", "")
             raise APIError(
@@ -301,6 +315,19 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _request_id(resp: Response) -> str | None:
+    """HM's request id, from a header or the body's ``request_id`` (debug logging only)."""
+    header = resp.headers.get("X-Request-Id")
+    if header:
+        return header
+    at = resp.body.find(b'"request_id":"')
+    if at < 0:
+        return None
+    start = at + len(b'"request_id":"')
+    end = resp.body.find(b'"', start, start + 100)
+    return resp.body[start:end].decode("ascii", "replace") if end > 0 else None
 
 
 def _outcome(status: int) -> str:
