@@ -220,6 +220,16 @@ class _Brand:
         self.grants = [0] * _SLOTS
         self.succ = [0] * _SLOTS
 
+    def grant(self, now: float) -> int:
+        """Record one grant at ``now``; returns the rate generation it was granted under."""
+        s = int(now * _SLOTS_PER_SECOND)
+        if s != self.slot:
+            self.roll(s)
+        self.grants[self.idx] += 1
+        self.total += 1
+        self.last_grant = now
+        return self.generation
+
     def roll(self, slot: int) -> None:
         """Advance the history ring to ``slot``, zeroing the slots skipped."""
         steps = slot - self.slot
@@ -279,13 +289,7 @@ class RateLimiterRegistry:
         if b.mode == _UNLIMITED and not b.waiting:
             now = self._clock()
             if now >= b.paused_until:
-                s = int(now * _SLOTS_PER_SECOND)
-                if s != b.slot:
-                    b.roll(s)
-                b.grants[b.idx] += 1
-                b.total += 1
-                b.last_grant = now
-                return b.generation
+                return b.grant(now)
         return await self._acquire_slow(b)
 
     async def _acquire_slow(self, b: _Brand) -> int:
@@ -295,14 +299,7 @@ class RateLimiterRegistry:
         b.waiting += 1
         try:
             async with lock:
-                now = await self._wait_turn(b)
-                s = int(now * _SLOTS_PER_SECOND)
-                if s != b.slot:
-                    b.roll(s)
-                b.grants[b.idx] += 1
-                b.total += 1
-                b.last_grant = now
-                return b.generation
+                return b.grant(await self._wait_turn(b))
         finally:
             b.waiting -= 1
 

@@ -65,6 +65,7 @@ from ._errors import (
     error_from_response,
 )
 from ._retry import MAX_RETRY_AFTER, parse_retry_after
+from ._transport import read_capped
 from ._version import USER_AGENT
 
 __all__ = [
@@ -423,7 +424,7 @@ class TokenProvider:
                                           timeout=self._timeout, allow_redirects=False) as resp:
                 status = resp.status
                 headers = resp.headers
-                raw = await _read_capped(resp)
+                raw = await read_capped(resp, MAX_TOKEN_BODY_BYTES)
         except asyncio.TimeoutError as exc:
             raise HMTimeoutError(
                 f"token request timed out after {self._request_timeout} s (POST {_PATH})",
@@ -474,14 +475,3 @@ class TokenProvider:
         state = "none" if token is None else f"generation {token.generation}"
         return (f"TokenProvider(url={self._url!r}, client_id={self._credentials.client_id!r}, "
                 f"token={state}, requests_made={self._requests})")
-
-
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(16 * 1024):
-        size += len(chunk)
-        if size > MAX_TOKEN_BODY_BYTES:
-            raise TransportError(f"answer of POST {_PATH} exceeds {MAX_TOKEN_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -263,7 +263,7 @@ class Transport:
                     timeout=tmo,
                     allow_redirects=False,
                 ) as resp:
-                    raw = await _read_capped(resp)
+                    raw = await read_capped(resp)
                     result = Response(resp.status, resp.headers, raw)
             except aiohttp.ConnectionTimeoutError as exc:
                 raise HMTimeoutError(
@@ -300,18 +300,19 @@ class Transport:
         return token, result
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+async def read_capped(resp: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body, or TransportError once it grows past ``limit`` bytes."""
     length = resp.content_length
-    if length is not None and length <= MAX_BODY_BYTES:
+    if length is not None and length <= limit:
         return await resp.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise TransportError(
-                f"response body of {resp.method} {resp.url.path} exceeds {MAX_BODY_BYTES} "
-                f"bytes; not read further"
+                f"response body of {resp.method} {resp.url.path} exceeds {limit} bytes; "
+                f"not read further"
             )
         chunks.append(chunk)
     return b"".join(chunks)
