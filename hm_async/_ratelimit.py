@@ -277,6 +277,18 @@ class RateLimiterRegistry:
             b = self._brands[brand] = _Brand(brand, self.limits, self._clock())
         return b
 
+    def try_acquire(self, brand: str) -> int | None:
+        """Grant at once, without a coroutine, when ``brand`` is unpaced and not paused.
+
+        Returns the generation like :meth:`acquire`, or None: then await :meth:`acquire`.
+        """
+        b = self._brands.get(brand)
+        if b is not None and b.mode == _UNLIMITED and not b.waiting:
+            now = self._clock()
+            if now >= b.paused_until:
+                return b.grant(now)
+        return None
+
     async def acquire(self, brand: str) -> int:
         """Wait, first come first served, until ``brand`` may send one request.
 

@@ -114,6 +114,7 @@ class Response:
 class RateLimiter(Protocol):
     """What the transport needs from the per-brand limiter registry."""
 
+    def try_acquire(self, brand: str) -> int | None: ...
     async def acquire(self, brand: str) -> int: ...
     def on_rate_limited(self, brand: str, retry_after: float | None = None, *,
                         generation: int | None = None) -> None: ...
@@ -159,12 +160,6 @@ class Transport:
             self._headers_for = (token, plain, json_body)
         return json_body if with_body else plain
 
-    async def _token(self) -> AccessToken:
-        token = self.tokens.current()
-        if token is None:
-            token = await self.tokens.get()
-        return token
-
     async def request(
         self,
         method: str,
@@ -192,7 +187,9 @@ class Transport:
             if limiter is not None:
                 # the generation lets the limiter ignore 429s of requests sent before its
                 # last slow-down, so a burst of them cuts the rate once, not once each
-                generation = await limiter.acquire(brand)  # type: ignore[arg-type]
+                generation = limiter.try_acquire(brand)  # type: ignore[arg-type]
+                if generation is None:
+                    generation = await limiter.acquire(brand)  # type: ignore[arg-type]
             is_retry = attempt > 0
             attempt += 1
             try:
@@ -254,7 +251,7 @@ class Transport:
         async with self._slots:
             # The token is taken once a connection slot is ours: a request that queued for
             # long must not carry a token that expired while it waited.
-            token = await self._token()
+            token = self.tokens.current() or await self.tokens.get()
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if debug else 0.0
             try:

@@ -30,8 +30,11 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """0.0 if a request may pass now, else the seconds until one may."""
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        # ``now`` may predate the bucket (read before it was created): never refill negatively,
+        # or a full new bucket would refuse its very first request.
+        if now > self._stamp:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return 0.0
