@@ -102,7 +102,7 @@ def build_filter(
         out["vin"] = _condition([validate_vin(v, argument="vins item") for v in vins])
     if statuses:
         for s in statuses:
-            if s not in CLEARANCE_STATUSES or s == "error":
+            if not isinstance(s, str) or s not in CLEARANCE_STATUSES or s == "error":
                 raise ValueError(f"statuses item {s!r} is not a clearance status; valid: "
                                  f"{', '.join(sorted(CLEARANCE_STATUSES - {'error'}))}")
         out["status"] = _condition(list(statuses))

@@ -25,7 +25,7 @@ from ._decode import decode
 from ._metering import UsageMeter, UsageSnapshot
 from ._ratelimit import RateLimiterRegistry, RateLimits
 from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
-from ._tokens import TokenProvider
+from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
 from ._transport import Response, Timeout, Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
@@ -159,8 +159,12 @@ class HMClient:
             )
             self._owned_session = session
         limit = getattr(session.connector, "limit", 0) or self._max_connections
+        # The calls' own time limit also bounds the token request they may wait for.
+        total = self._default_timeout.total
         tokens = TokenProvider(self._credentials, session=session, base_url=self.base_url,
-                               clock=self._clock)
+                               clock=self._clock,
+                               request_timeout=min(total or DEFAULT_REQUEST_TIMEOUT,
+                                                   DEFAULT_REQUEST_TIMEOUT))
         self._transport = Transport(
             session, tokens, max_connections=min(limit, self._max_connections),
             timeout=self._default_timeout, max_retries=self._default_max_retries,

@@ -19,7 +19,7 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes, *, what: str, path: st
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise DecodeError(f"unexpected {what} from {path}: {exc}", path=path) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
         excerpt = body[:80].decode("utf-8", "replace")
         raise DecodeError(
             f"{what} from {path} is not valid JSON ({exc}); body starts {excerpt!r}", path=path

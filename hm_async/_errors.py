@@ -246,8 +246,8 @@ def _parse_body(body: bytes) -> tuple[tuple[ErrorDetail, ...], str | None, str |
         return (), None, None, None
     try:
         doc = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return (), None, None, None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for
+        return (), None, None, None  # invalid UTF-8 inside a string
     if isinstance(doc, list):
         return _details(doc), None, None, None
     if not isinstance(doc, dict):
@@ -312,7 +312,8 @@ def error_from_response(
         status_code=status, title=title, detail=detail, source=first.source,
         request_id=request_id, errors=errors, method=method, path=path,
     )
-    if token_endpoint and 400 <= status < 500 and status != 429:
+    # 408 (the server timed out waiting) and 429 say nothing about the credentials.
+    if token_endpoint and 400 <= status < 500 and status not in (408, 429):
         return TokenRefusedError(message, error=oauth_error,
                                  error_description=oauth_description, **common)
     if status == 401 and any(is_consent_removed(e.detail) for e in errors):

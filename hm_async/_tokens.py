@@ -56,6 +56,7 @@ import msgspec
 
 from ._credentials import Credentials
 from ._errors import (
+    APIError,
     DecodeError,
     HMError,
     HMTimeoutError,
@@ -193,7 +194,11 @@ def backoff_delay(failures: int, *, rand: float, retry_after: float | None = Non
 
 
 def _transient(exc: HMError) -> bool:
-    return isinstance(exc, (TransportError, ServerError, RateLimitedError))
+    if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
+        return False  # an untrusted certificate stays untrusted: retrying only delays the news
+    # 408 Request Timeout: a proxy or the server gave up waiting; the next attempt may pass.
+    return isinstance(exc, (TransportError, ServerError, RateLimitedError)) or (
+        isinstance(exc, APIError) and exc.status_code == 408)
 
 
 def _stale_socket(exc: HMError) -> bool:
@@ -441,7 +446,7 @@ class TokenProvider:
                 retry_after=retry_after)
         try:
             answer = _decoder.decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
             # msgspec names the field and the type, never the value (which is the token).
             raise DecodeError(f"token answer of POST {_PATH} is not valid: {exc}",
                               status_code=status, path=_PATH) from None

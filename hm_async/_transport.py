@@ -70,6 +70,14 @@ _INVALID_TOKEN_MARKERS = ("invalid token", "invalid jwt", "missing or invalid au
                           "expired")
 
 
+class _TokenUnavailable(Exception):
+    """Carries a token provider failure past the transport's retry loop."""
+
+    def __init__(self, error: HMError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Timeout:
     """Per-request time limits in seconds (None disables one).
 
@@ -194,6 +202,8 @@ class Transport:
             attempt += 1
             try:
                 token, resp = await self._send(method, url, body, tmo, timeout or self.timeout)
+            except _TokenUnavailable as exc:
+                raise exc.error from exc.error.__cause__
             except TransportError as exc:
                 self.meter.count(endpoint, brand, "transport", retry=is_retry)
                 failure: HMError = exc
@@ -251,7 +261,14 @@ class Transport:
         async with self._slots:
             # The token is taken once a connection slot is ours: a request that queued for
             # long must not carry a token that expired while it waited.
-            token = self.tokens.current() or await self.tokens.get()
+            token = self.tokens.current()
+            if token is None:
+                try:
+                    token = await self.tokens.get()
+                except HMError as exc:
+                    # the provider already retried the token endpoint with its own
+                    # backoff; retrying here too would multiply token attempts
+                    raise _TokenUnavailable(exc) from exc
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if debug else 0.0
             try:
@@ -300,7 +317,8 @@ class Transport:
 async def read_capped(resp: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
     """The whole body, or TransportError once it grows past ``limit`` bytes."""
     length = resp.content_length
-    if length is not None and length <= limit:
+    # Content-Length counts the bytes on the wire; a compressed body inflates beyond it.
+    if length is not None and length <= limit and "Content-Encoding" not in resp.headers:
         return await resp.read()
     chunks: list[bytes] = []
     size = 0

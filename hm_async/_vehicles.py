@@ -82,3 +82,7 @@ class Vehicle(msgspec.Struct, frozen=True, kw_only=True):
         validate_vin(self.vin)
         # frozen Structs forbid assignment; normalise through the msgspec escape hatch.
         msgspec.structs.force_setattr(self, "brand", normalize_brand(self.brand))
+        if self.tags is not None and not (
+                isinstance(self.tags, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items())):
+            raise ValueError(f"tags of {self.vin} must map str to str")

@@ -189,7 +189,7 @@ def parse_event(body: bytes, *, event_type: str | None = None,
     """
     try:
         payload = _ANY_DECODER.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # bad UTF-8 in a string
         raise WebhookPayloadError("webhook body is not JSON") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError(

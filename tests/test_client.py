@@ -196,3 +196,20 @@ async def test_constructor_validation() -> None:
     assert hm.base_url == "https://api.high-mobility.com"
     assert "s3cr3t" not in repr(hm)
     await hm.aclose()
+
+
+async def test_trace_configs_let_users_attach_metrics() -> None:
+    ends: list[int] = []
+
+    async def on_request_end(session: object, ctx: object,
+                             params: aiohttp.TraceRequestEndParams) -> None:
+        ends.append(params.response.status)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    async with Emulator(EmulatorConfig(vehicles=2)) as emu, HMClient(
+        emu.client_credentials, base_url=emu.url, trace_configs=[trace]
+    ) as hm:
+        emu.script_faults("vehicle_data", [503])
+        await hm.vehicle_data_raw(emu.vehicles[0].vin)
+    assert ends == [200, 503, 200]  # the token request, the failed attempt, its retry

@@ -202,7 +202,7 @@ class EmulatorServer:
         raw = await request.read()
         try:
             return msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return None
 
     # -- POST /v1/access_tokens --------------------------------------------------------------
@@ -214,7 +214,7 @@ class EmulatorServer:
         else:
             try:
                 params = msgspec.json.decode(raw)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError):
                 # Be liberal: a form body sent without its content type still works.
                 params = dict(parse_qsl(raw.decode("utf-8", "replace")))
         if not isinstance(params, dict):

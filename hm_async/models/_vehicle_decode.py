@@ -33,7 +33,7 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes | str, what: str, path
         raise DecodeError(
             f"{what}{where} does not match the Auto API level 13 schema: {exc}", path=path
         ) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
         raise DecodeError(f"{what}{where} is not valid JSON: {exc}", path=path) from exc
 
 
