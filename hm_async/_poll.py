@@ -10,7 +10,8 @@ Why it is built this way:
 
 * Memory is O(concurrency): workers pull the next input only when free, and the result
   stream holds at most ``concurrency`` results, so a slow consumer pauses the workers
-  instead of piling up decoded payloads.
+  instead of piling up decoded payloads. (Input items of a throttled brand may be set
+  aside, up to a bounded look-ahead, so that the other brands go on: see ``_Scheduler``.)
 * The task group lives in a runner task, not in the async generator itself: a generator
   abandoned by ``break`` is closed by asyncio's finalizer from another task, and a cancel
   scope must be left by the task that entered it. The generator's ``finally`` cancels the
@@ -47,6 +48,7 @@ from .models import VehicleData, decode_vehicle_data
 
 if TYPE_CHECKING:
     from ._client import HMClient
+    from ._transport import RateLimiter
     from .models._fleet import Clearance
 
 __all__ = ["BrandProgress", "PollResult", "Progress", "VehicleInput", "WatchResult", "poll",
@@ -57,6 +59,11 @@ __all__ = ["BrandProgress", "PollResult", "Progress", "VehicleInput", "WatchResu
 VehicleInput = str | VehicleLike
 
 _END = object()
+#: Input items a poll may set aside while their brand is throttled (see _Scheduler): at
+#: least this many, or 16 per worker. Parked items are the caller's small input items
+#: (VIN strings, tuples), not payloads: 2,000 of them cost a few hundred KB.
+MIN_LOOKAHEAD = 2000
+LOOKAHEAD_PER_WORKER = 16
 
 
 class PollResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -207,6 +214,82 @@ class _ClearanceDirectory:
         return self._by_vin.get(vin)
 
 
+class _Scheduler:
+    """Picks each worker's next item so that a throttled brand cannot hold every worker.
+
+    Workers take items in input order. Without care, a brand that is paused by 429s or
+    paced by its limit soon has every worker waiting in its limiter queue while the other
+    brands' VINs sit unread behind them. So a brand may occupy at most half the workers,
+    and none more once ``SATURATED_WAITERS`` of its requests queue in its limiter; an item
+    of a brand over its share is parked and the worker reads on. Parked items go out as
+    soon as their brand has room again. At most ``lookahead`` items are parked; past that,
+    and once the input is exhausted, parked items run whatever their brand's state, so
+    every item runs exactly once (and a one-brand fleet still uses every worker).
+    """
+
+    SATURATED_WAITERS = 2
+
+    def __init__(self, limiter: RateLimiter | None, concurrency: int, lookahead: int) -> None:
+        self._limiter = limiter
+        self._share = max(1, (concurrency + 1) // 2)
+        self._lookahead = lookahead
+        self._parked: dict[str, deque[Any]] = {}
+        self._parked_count = 0
+        self._running: dict[str | None, int] = {}
+
+    def _has_room(self, brand: str) -> bool:
+        if self._running.get(brand, 0) >= self._share:
+            return False
+        limiter = self._limiter
+        return limiter is None or limiter.waiting(brand) < self.SATURATED_WAITERS
+
+    def _start(self, brand: str | None, item: Any) -> tuple[str | None, Any]:
+        self._running[brand] = self._running.get(brand, 0) + 1
+        return brand, item
+
+    def admit(self, item: Any) -> tuple[str | None, Any] | None:
+        """``(brand, item)`` to run now, or None when the item was parked for later."""
+        brand = _brand_hint(item)
+        if brand is None or self._parked_count >= self._lookahead or self._has_room(brand):
+            return self._start(brand, item)
+        self._parked.setdefault(brand, deque()).append(item)
+        self._parked_count += 1
+        return None
+
+    def unpark(self, *, force: bool = False) -> tuple[str | None, Any] | None:
+        """A parked item whose brand has room; with ``force``, any parked item if none has."""
+        if not self._parked_count:
+            return None
+        chosen = next((b for b in self._parked if self._has_room(b)), None)
+        if chosen is None:
+            if not force:
+                return None
+            # an idle worker is worse than a queued one: join the least busy brand
+            running = self._running
+            chosen = min(self._parked, key=lambda b: running.get(b, 0))
+        items = self._parked[chosen]
+        item = items.popleft()
+        if not items:
+            del self._parked[chosen]
+        self._parked_count -= 1
+        return self._start(chosen, item)
+
+    def finished(self, brand: str | None) -> None:
+        self._running[brand] -= 1
+
+
+def _brand_hint(item: Any) -> str | None:
+    """The brand of an input item if it names one, without raising."""
+    if isinstance(item, Vehicle):
+        return item.brand
+    if isinstance(item, tuple) and len(item) >= 2 and isinstance(item[1], str):
+        try:
+            return normalize_brand(item[1])
+        except ValueError:
+            return None
+    return None
+
+
 class _Poller:
     """The workers of one poll; see the module docstring."""
 
@@ -254,6 +337,8 @@ class _Poller:
         # async generators cannot be advanced by several tasks at once: for an async source
         # one feeder reads ahead into a small bounded stream that the workers share
         work_send, work_receive = anyio.create_memory_object_stream[Any](concurrency)
+        self._scheduler = _Scheduler(self._tx.limiter, concurrency,
+                                     max(MIN_LOOKAHEAD, LOOKAHEAD_PER_WORKER * concurrency))
 
         async def feed() -> None:
             async with work_send:
@@ -280,14 +365,42 @@ class _Poller:
             work_receive.close()
             results.close()
 
-    async def _work_sync(self, source: Iterator[Any], results: _Results) -> None:
+    def _next_sync(self, source: Iterator[Any]) -> tuple[str | None, Any] | None:
         # next() runs to completion without yielding to the loop, so workers can share it.
+        scheduler = self._scheduler
+        picked = scheduler.unpark()
+        if picked is not None:
+            return picked
         for item in source:
-            await results.put(await self.one(item))
+            if (picked := scheduler.admit(item)) is not None:
+                return picked
+        return scheduler.unpark(force=True)
 
-    async def _work_async(self, next_item: Callable[[], Any], results: _Results) -> None:
-        while (item := await next_item()) is not _END:
-            await results.put(await self.one(item))
+    async def _next_async(self, receive: Callable[[], Any]) -> tuple[str | None, Any] | None:
+        scheduler = self._scheduler
+        picked = scheduler.unpark()
+        if picked is not None:
+            return picked
+        while (item := await receive()) is not _END:
+            if (picked := scheduler.admit(item)) is not None:
+                return picked
+        return scheduler.unpark(force=True)
+
+    async def _run_one(self, picked: tuple[str | None, Any], results: _Results) -> None:
+        brand, item = picked
+        try:
+            result = await self.one(item)
+        finally:
+            self._scheduler.finished(brand)
+        await results.put(result)
+
+    async def _work_sync(self, source: Iterator[Any], results: _Results) -> None:
+        while (picked := self._next_sync(source)) is not None:
+            await self._run_one(picked, results)
+
+    async def _work_async(self, receive: Callable[[], Any], results: _Results) -> None:
+        while (picked := await self._next_async(receive)) is not None:
+            await self._run_one(picked, results)
 
 
 class _Results:

@@ -395,6 +395,11 @@ class RateLimiterRegistry:
         b.generation += 1
         b.no_cut_until = b.paused_until + CUT_HOLDOFF
 
+    def waiting(self, brand: str) -> int:
+        """Requests of ``brand`` queued for a slot right now (0 for a brand not seen yet)."""
+        b = self._brands.get(brand)
+        return 0 if b is None else b.waiting
+
     def rate(self, brand: str) -> float | None:
         """The rate ``brand`` is allowed now (requests per second); None if unlimited."""
         b = self._brand(brand)
