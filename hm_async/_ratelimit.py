@@ -10,8 +10,9 @@ Three modes per brand (dashed spelling; callers normalise with ``normalize_brand
 * **adaptive** — no limit configured: AIMD. Start at ``adaptive_start`` and grow
   multiplicatively until the first 429 (slow start), then on a 429 cut to ``DECREASE`` times the
   rate the server actually accepted, at most once per generation (requests already in flight
-  when the rate was cut do not cut it again), and grow back linearly by ``INCREASE`` of that
-  rate per second. The server's token bucket is refilled during the pause, so the sawtooth
+  when the rate was cut do not cut it again), grow back multiplicatively to ``DECREASE`` times
+  the rate before the cut (so a short 429 storm does not cost minutes of throughput), and
+  from there linearly by ``INCREASE`` of the cut rate per second. The server's token bucket is refilled during the pause, so the sawtooth
   sits near the allowed rate with one short burst of 429s per cycle.
 * **unlimited** — a limit of ``math.inf``: no pacing at all; the hot path is a dict lookup, a
   clock read and two integer increments.
@@ -177,7 +178,8 @@ class _Brand:
     __slots__ = (
         "ai_step", "first_seen", "generation", "grants", "idx", "last_grant", "limiter",
         "limiter_rate", "lock", "log", "log_i", "max_rate", "min_rate", "mode", "name",
-        "no_cut_until", "paused_until", "rate", "rate_limited", "slot", "slow_start", "succ",
+        "no_cut_until", "paused_until", "rate", "rate_limited", "recover_to", "slot",
+        "slow_start", "succ",
         "total", "waiting", "window",
     )
 
@@ -205,6 +207,7 @@ class _Brand:
         self.min_rate = limits.adaptive_min
         self.max_rate = math.inf if limits.adaptive_max is None else limits.adaptive_max
         self.slow_start = True
+        self.recover_to = 0.0
         self.ai_step = 0.0
         self.lock: asyncio.Lock | None = None
         self.waiting = 0
@@ -359,7 +362,10 @@ class RateLimiterRegistry:
         b.succ[b.idx] += 1
         if b.mode == _ADAPTIVE:
             rate = b.rate
-            rate += SLOW_START_GAIN if b.slow_start else b.ai_step / rate
+            if b.slow_start or rate < b.recover_to:
+                rate += SLOW_START_GAIN
+            else:
+                rate += b.ai_step / rate
             b.rate = rate if rate < b.max_rate else b.max_rate
 
     def on_rate_limited(
@@ -389,6 +395,14 @@ class RateLimiterRegistry:
         if span >= MIN_MEASURE_SPAN and accepted > 0:
             basis = min(basis, accepted)
         rate = max(b.min_rate, min(b.max_rate, basis * DECREASE))
+        # After a burst of 429s the brand grows back fast (slow start) to 80% of the rate it
+        # had before, then probes slowly; a 429 while still below that target means the
+        # server's limit really dropped, so the target drops with it.
+        pre_cut = b.rate
+        if pre_cut < b.recover_to:
+            b.recover_to = pre_cut * DECREASE
+        elif not math.isinf(pre_cut):
+            b.recover_to = max(b.recover_to, pre_cut * DECREASE)
         b.rate = rate
         b.slow_start = False
         b.ai_step = rate * INCREASE

@@ -254,10 +254,17 @@ def test_adaptive_arithmetic() -> None:
     reg.on_rate_limited("ford", 0.5, generation=0)
     assert reg.rate("ford") == cut and reg.snapshot()["ford"].rate_limited == 2
 
-    # additive increase: INCREASE * cut per second at full use (cut successes per second)
-    for _ in range(round(cut)):
+    # recovery: back to DECREASE x the pre-cut rate at slow-start speed...
+    recover_to = (40 + 10 * SLOW_START_GAIN) * DECREASE
+    n = math.ceil((recover_to - cut) / SLOW_START_GAIN)
+    for _ in range(n):
         reg.on_success("ford")
-    assert reg.rate("ford") == pytest.approx(cut + INCREASE * cut, rel=0.05)
+    recovered = reg.rate("ford")
+    assert recovered == pytest.approx(cut + n * SLOW_START_GAIN) and recovered >= recover_to
+    # ...then additive increase: INCREASE * cut per second at full use
+    for _ in range(round(recovered)):
+        reg.on_success("ford")
+    assert reg.rate("ford") == pytest.approx(recovered + INCREASE * cut, rel=0.05)
 
     # without a generation a second cut waits for the pause plus CUT_HOLDOFF
     before = reg.rate("ford")
