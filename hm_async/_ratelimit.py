@@ -12,8 +12,9 @@ Three modes per brand (dashed spelling; callers normalise with ``normalize_brand
   rate the server actually accepted, at most once per generation (requests already in flight
   when the rate was cut do not cut it again), grow back multiplicatively to ``DECREASE`` times
   the rate before the cut (so a short 429 storm does not cost minutes of throughput), and
-  from there linearly by ``INCREASE`` of the cut rate per second. The server's token bucket is refilled during the pause, so the sawtooth
-  sits near the allowed rate with one short burst of 429s per cycle.
+  from there linearly by ``INCREASE`` of the cut rate per second. The server's token bucket
+  is refilled during the pause, so the sawtooth sits near the allowed rate with one short
+  burst of 429s per cycle.
 * **unlimited** — a limit of ``math.inf``: no pacing at all; the hot path is a dict lookup, a
   clock read and two integer increments.
 
