@@ -402,10 +402,11 @@ async def test_emulator_adaptive_rate_converges_with_few_429s() -> None:
     async with emulator_session(rate_limits={"bmw": server_rate}, rate_limit_burst=5.0) as (
             emu, session, token):
         reg = RateLimiterRegistry(RateLimits(adaptive_start=10))
-        statuses = await drive(emu, session, token, reg, "bmw", 6.0, workers=16)
+        statuses = await drive(emu, session, token, reg, "bmw", 7.0, workers=16)
         arrivals = emu.stats.vehicle_data_times["bmw"]
         assert statuses[429] <= max(3, 0.03 * sum(statuses.values()))
-        last_two = [t for t in arrivals if t >= arrivals[-1] - 2.0]
-        # near the allowed rate, and so is the limit it settled on
-        assert (len(last_two) - statuses[429]) / 2.0 >= 0.7 * server_rate
+        # near the allowed rate over the last 3 s (one 1 s pause after a 429 may fall in
+        # them), and so is the limit it settled on
+        last = [t for t in arrivals if t >= arrivals[-1] - 3.0]
+        assert (len(last) - statuses[429]) / 3.0 >= 0.7 * server_rate
         assert reg.rate("bmw") == pytest.approx(server_rate, rel=0.3)
