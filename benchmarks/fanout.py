@@ -127,14 +127,17 @@ async def hm_poll(server: Server, vins: Vins, concurrency: int) -> None:
             raise SystemExit(f"hm.poll: {failed} VINs failed; the benchmark needs a clean run")
 
 
-def cpu_per_vin(fn: Callable[[Server, Vins, int], Awaitable[None]], server: Server, vins: Vins,
-                concurrency: int, repeat: int) -> float:
-    best = float("inf")
+def cpu_per_vin(fns: list[Callable[[Server, Vins, int], Awaitable[None]]], server: Server,
+                vins: Vins, concurrency: int, repeat: int) -> list[float]:
+    """Best client CPU seconds per VIN of each loop; rounds interleave the loops, so drift
+    of a shared machine (or of the server) hits all of them alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        gc.collect()
-        started = time.process_time()
-        asyncio.run(fn(server, vins, concurrency))
-        best = min(best, (time.process_time() - started) / len(vins))
+        for i, fn in enumerate(fns):
+            gc.collect()
+            started = time.process_time()
+            asyncio.run(fn(server, vins, concurrency))
+            best[i] = min(best[i], (time.process_time() - started) / len(vins))
     return best
 
 
@@ -233,12 +236,15 @@ def main() -> None:
     try:
         vins = cycle(server.vehicles, args.vins)
         asyncio.run(hm_poll(server, vins[:200], args.concurrency))  # warm up both sides
-        bare = cpu_per_vin(bare_aiohttp, server, vins, args.concurrency, args.repeat)
-        ours = cpu_per_vin(hm_poll, server, vins, args.concurrency, args.repeat)
+        loops: list[Callable[[Server, Vins, int], Awaitable[None]]] = [bare_aiohttp, hm_poll]
         try:
-            hx = cpu_per_vin(httpx_loop, server, vins, args.concurrency, args.repeat)
+            import httpx  # noqa: F401
+
+            loops.append(httpx_loop)
         except ImportError:
-            hx = float("nan")
+            pass
+        bare, ours, *rest = cpu_per_vin(loops, server, vins, args.concurrency, args.repeat)
+        hx = rest[0] if rest else float("nan")
         print(f"{'client CPU per VIN':40s} {'µs':>8s} {'ratio':>8s}")
         print(f"{'bare aiohttp loop (read, discard)':40s} {bare * 1e6:8.1f} {1.0:8.2f}")
         print(f"{'hm.poll (typed decode)':40s} {ours * 1e6:8.1f} {ours / bare:8.2f}"
