@@ -102,6 +102,30 @@ async def bare_aiohttp(server: Server, vins: Vins, concurrency: int) -> None:
         await run_workers(len(vins), concurrency, one)
 
 
+async def lean_aiohttp_decode(server: Server, vins: Vins, concurrency: int) -> None:
+    """The floor for any aiohttp client that decodes: prebuilt URL and headers, typed
+    decode, and no client logic at all (no retries, limits, tokens or result objects)."""
+    from multidict import CIMultiDict
+    from yarl import URL
+
+    from hm_async.models import decode_vehicle_data
+
+    token = await token_for(server)
+    headers = CIMultiDict({"Authorization": f"Bearer {token}", "User-Agent": "bench",
+                           "Accept": "application/json", "Accept-Encoding": "gzip, deflate"})
+    prefix = f"{server.url}/v1/vehicle-data/autoapi-13/"
+    timeout = aiohttp.ClientTimeout(total=30, sock_connect=10)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
+        async def one(i: int) -> None:
+            async with session.request("GET", URL(prefix + vins[i][0], encoded=True),
+                                       headers=headers, timeout=timeout,
+                                       allow_redirects=False) as r:
+                decode_vehicle_data(await r.read())
+
+        await run_workers(len(vins), concurrency, one)
+
+
 async def httpx_loop(server: Server, vins: Vins, concurrency: int) -> None:
     import httpx
 
@@ -225,6 +249,8 @@ def main() -> None:
     parser.add_argument("--rss-vins", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--rss-only", action="store_true",
+                        help="only the memory row, in a process that ran nothing before")
     args = parser.parse_args()
     if args.quick:
         args.vins, args.repeat, args.rss_vins = 500, 1, 5000
@@ -232,23 +258,36 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
           f"{os.cpu_count()} cores; {args.vins} VINs, concurrency {args.concurrency}, "
           f"best of {args.repeat}")
+    if args.rss_only:
+        server = Server()
+        try:
+            peak, end = rss_growth_mb(server, args.rss_vins, args.concurrency)
+        finally:
+            server.close()
+        print(f"RSS growth polling {args.rss_vins} VINs (fresh process): peak {peak:.1f} MB, "
+              f"at the end {end:.1f} MB (target <= 50)")
+        return
     server = Server()
     try:
         vins = cycle(server.vehicles, args.vins)
         asyncio.run(hm_poll(server, vins[:200], args.concurrency))  # warm up both sides
-        loops: list[Callable[[Server, Vins, int], Awaitable[None]]] = [bare_aiohttp, hm_poll]
+        loops: list[Callable[[Server, Vins, int], Awaitable[None]]] = [
+            bare_aiohttp, lean_aiohttp_decode, hm_poll]
         try:
             import httpx  # noqa: F401
 
             loops.append(httpx_loop)
         except ImportError:
             pass
-        bare, ours, *rest = cpu_per_vin(loops, server, vins, args.concurrency, args.repeat)
+        bare, floor, ours, *rest = cpu_per_vin(loops, server, vins, args.concurrency,
+                                               args.repeat)
         hx = rest[0] if rest else float("nan")
         print(f"{'client CPU per VIN':40s} {'µs':>8s} {'ratio':>8s}")
         print(f"{'bare aiohttp loop (read, discard)':40s} {bare * 1e6:8.1f} {1.0:8.2f}")
+        print(f"{'floor: lean aiohttp + typed decode':40s} {floor * 1e6:8.1f} "
+              f"{floor / bare:8.2f}   (no client logic at all)")
         print(f"{'hm.poll (typed decode)':40s} {ours * 1e6:8.1f} {ours / bare:8.2f}"
-              f"   target <= 1.00")
+              f"   target <= 1.00; {ours / floor:.2f}x the floor")
         print(f"{'httpx loop (.json())':40s} {hx * 1e6:8.1f} {hx / bare:8.2f}"
               f"   hm.poll uses {hx / ours:.1f}x less CPU (target >= 10)")
         if args.profile:

@@ -43,6 +43,7 @@ from yarl import URL
 
 from ._clearance import VehicleLike
 from ._errors import HMError, InvalidVehicleError, NotClearedError
+from ._slots import Slots
 from ._vehicles import Vehicle, normalize_brand, validate_vin
 from .models import VehicleData, decode_vehicle_data
 
@@ -305,10 +306,12 @@ class _Poller:
         self._timeout = client._call_timeout
         self._max_retries = client._call_max_retries
 
-    async def one(self, item: Any) -> PollResult:
-        vin, brand = _vin_of(item), None
+    async def one(self, item: Any, brand: str | None = None) -> PollResult:
+        """The result for one input item; ``brand`` is the scheduler's normalised hint."""
+        vin = _vin_of(item)
         try:
-            vin, brand = _split(item)
+            if brand is None or not isinstance(item, (str, Vehicle)):
+                vin, brand = _split(item)  # validates; a Vehicle validated itself
             if brand is None:
                 clearance = await self._directory.lookup(vin)
                 if clearance is None or clearance.status != "approved":
@@ -389,7 +392,7 @@ class _Poller:
     async def _run_one(self, picked: tuple[str | None, Any], results: _Results) -> None:
         brand, item = picked
         try:
-            result = await self.one(item)
+            result = await self.one(item, brand)
         finally:
             self._scheduler.finished(brand)
         await results.put(result)
@@ -415,7 +418,7 @@ class _Results:
 
     def __init__(self, capacity: int) -> None:
         self._items: deque[PollResult] = deque()
-        self._room = asyncio.Semaphore(capacity)
+        self._room = Slots(capacity)
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
@@ -425,7 +428,8 @@ class _Results:
             waiter.set_result(None)
 
     async def put(self, result: PollResult) -> None:
-        await self._room.acquire()
+        if not self._room.try_take():
+            await self._room.take()
         self._items.append(result)
         self._wake()
 
@@ -441,7 +445,7 @@ class _Results:
                 return None
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        self._room.release()
+        self._room.give()
         return items.popleft()
 
 

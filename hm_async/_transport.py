@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._metering import UsageMeter
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
+from ._slots import Slots
 from ._version import USER_AGENT
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class Transport:
         self.retry_budget = retry_budget
         self.meter = meter
         self.limiter = limiter
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = Slots(max_connections)
         self._sleep = sleep
         self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
             None, CIMultiDict(), CIMultiDict())
@@ -259,7 +260,9 @@ class Transport:
 
     async def _send(self, method: str, url: URL, body: bytes | None,
                     tmo: aiohttp.ClientTimeout, timeout: Timeout) -> tuple[AccessToken, Response]:
-        async with self._slots:
+        if not self._slots.try_take():
+            await self._slots.take()
+        try:
             # The token is taken once a connection slot is ours: a request that queued for
             # long must not carry a token that expired while it waited.
             token = self.tokens.current()
@@ -301,6 +304,8 @@ class Transport:
                     f"connection failure on {method} {url.path}: {exc.__class__.__name__}"
                     f"{': ' + str(exc) if str(exc) else ''}"
                 ) from exc
+        finally:
+            self._slots.give()
         if debug:
             logger.debug("request method=%s path=%s status=%d latency_ms=%.1f request_id=%s",
                          method, url.path, result.status,
