@@ -310,8 +310,14 @@ class _Poller:
         """The result for one input item; ``brand`` is the scheduler's normalised hint."""
         vin = _vin_of(item)
         try:
-            if brand is None or not isinstance(item, (str, Vehicle)):
-                vin, brand = _split(item)  # validates; a Vehicle validated itself
+            if brand is None:
+                vin, brand = _split(item)  # validates
+            elif not isinstance(item, Vehicle):  # a Vehicle validated itself
+                # the scheduler already normalised the brand; only the VIN is left to check
+                try:
+                    vin = validate_vin(item[0])
+                except ValueError as exc:
+                    raise InvalidVehicleError(str(exc)) from exc
             if brand is None:
                 clearance = await self._directory.lookup(vin)
                 if clearance is None or clearance.status != "approved":
