@@ -22,11 +22,12 @@ from yarl import URL
 from ._clearance import ClearanceResource
 from ._credentials import Credentials
 from ._decode import decode
+from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter, UsageSnapshot
 from ._ratelimit import RateLimiterRegistry, RateLimits
 from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
 from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
-from ._transport import Response, Timeout, Transport
+from ._transport import MAX_BODY_BYTES, Response, Timeout, Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
 
@@ -70,6 +71,12 @@ class HMClient:
     second per brand (adaptive when a brand has no limit). ``ssl`` is passed to the
     connector: keep the default (verification on) outside tests.
 
+    ``lean_http`` (on by default) sends GET requests -- vehicle data, clearance lookups --
+    over hm_async's own keep-alive HTTP/1.1 connections, which cost about a third of the
+    CPU of aiohttp's request path (see ``hm_async._h1_pool``); writes and the token
+    endpoint always use aiohttp. It is off when you pass ``session`` or ``trace_configs``
+    (your session's settings and hooks then see every request), or with ``lean_http=False``.
+
     Use it as ``async with HMClient(...) as hm:`` or call :meth:`aclose` when done.
     """
 
@@ -88,6 +95,7 @@ class HMClient:
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         retry_budget: RetryBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lean_http: bool = True,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ValueError("credentials must be ClientCredentials or PrivateKeyCredentials, "
@@ -108,6 +116,7 @@ class HMClient:
         self._max_connections = max_connections
         self._ssl = ssl
         self._trace_configs = trace_configs
+        self._lean_http = lean_http and session is None and not trace_configs
         self._clock = clock
         self._default_timeout = Timeout.coerce(timeout)
         self._default_max_retries = max_retries
@@ -165,13 +174,31 @@ class HMClient:
                                clock=self._clock,
                                request_timeout=min(total or DEFAULT_REQUEST_TIMEOUT,
                                                    DEFAULT_REQUEST_TIMEOUT))
+        connections = min(limit, self._max_connections)
         self._transport = Transport(
-            session, tokens, max_connections=min(limit, self._max_connections),
+            session, tokens, max_connections=connections,
             timeout=self._default_timeout, max_retries=self._default_max_retries,
             retry_budget=self._retry_budget, meter=self.meter, limiter=self.limiters,
+            lean=self._make_lean(connections) if self._lean_http else None,
         )
         self._state = _State.OPENED
         return self._transport
+
+    def _make_lean(self, connections: int) -> LeanHTTP:
+        url = URL(self.base_url)
+        context: ssl_module.SSLContext | None = None
+        if url.scheme == "https":
+            if isinstance(self._ssl, ssl_module.SSLContext):
+                context = self._ssl
+            elif self._ssl:
+                context = ssl_module.create_default_context()
+            else:  # verification off, as asked (tests against self-signed servers only)
+                context = ssl_module.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl_module.CERT_NONE
+        assert url.host is not None and url.port is not None
+        return LeanHTTP(url.host, url.port, ssl=context, max_idle=connections,
+                        keepalive=KEEPALIVE_SECONDS, max_body=MAX_BODY_BYTES)
 
     async def aclose(self) -> None:
         """Stop background token refreshes and close the session if this client made it."""
@@ -181,6 +208,8 @@ class HMClient:
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.tokens.aclose()
+            if transport.lean is not None:
+                await transport.lean.aclose()
         if self._owned_session is not None:
             session, self._owned_session = self._owned_session, None
             await session.close()

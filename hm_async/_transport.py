@@ -40,6 +40,7 @@ from ._errors import (
     error_from_response,
     is_consent_removed,
 )
+from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
 from ._slots import Slots
@@ -146,8 +147,10 @@ class Transport:
         meter: UsageMeter,
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        lean: LeanHTTP | None = None,
     ) -> None:
         self.session = session
+        self.lean = lean
         self.tokens = tokens
         self.timeout = timeout
         self.max_retries = max_retries
@@ -158,6 +161,7 @@ class Transport:
         self._sleep = sleep
         self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
             None, CIMultiDict(), CIMultiDict())
+        self._lean_block_for: tuple[AccessToken | None, bytes] = (None, b"")
 
     def _headers(self, token: AccessToken, with_body: bool) -> CIMultiDict[str]:
         """Every header of a request, built once per token: aiohttp then adds only Host."""
@@ -169,6 +173,14 @@ class Transport:
             json_body["Content-Type"] = "application/json"
             self._headers_for = (token, plain, json_body)
         return json_body if with_body else plain
+
+    def _lean_block(self, lean: LeanHTTP, token: AccessToken) -> bytes:
+        """The lean lane's header block (the same headers, encoded), built once per token."""
+        cached_token, block = self._lean_block_for
+        if cached_token is not token:
+            block = lean.header_block({**_BASE_HEADERS, "Authorization": token.authorization})
+            self._lean_block_for = (token, block)
+        return block
 
     async def request(
         self,
@@ -275,35 +287,14 @@ class Transport:
                     raise _TokenUnavailable(exc) from exc
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if debug else 0.0
-            try:
-                async with self.session.request(
-                    method, url, data=body, headers=self._headers(token, body is not None),
-                    timeout=tmo,
-                    allow_redirects=False,
-                ) as resp:
-                    raw = await read_capped(resp)
-                    result = Response(resp.status, resp.headers, raw)
-            except aiohttp.ConnectionTimeoutError as exc:
-                raise HMTimeoutError(
-                    f"connect timeout ({timeout.connect} s) on {method} {url.path}",
-                    timeout="connect", seconds=timeout.connect) from exc
-            except aiohttp.SocketTimeoutError as exc:
-                raise HMTimeoutError(
-                    f"read timeout ({timeout.read} s without data) on {method} {url.path}",
-                    timeout="read", seconds=timeout.read) from exc
-            except asyncio.TimeoutError as exc:
-                raise HMTimeoutError(
-                    f"total timeout ({timeout.total} s) on {method} {url.path}",
-                    timeout="total", seconds=timeout.total) from exc
-            except aiohttp.ClientSSLError as exc:
-                raise TransportError(
-                    f"TLS failure talking to {url.host}: {exc.__class__.__name__}: {exc}"
-                ) from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise TransportError(
-                    f"connection failure on {method} {url.path}: {exc.__class__.__name__}"
-                    f"{': ' + str(exc) if str(exc) else ''}"
-                ) from exc
+            lean = self.lean
+            if lean is not None and method == "GET":
+                answer = await lean.get(url.raw_path_qs, self._lean_block(lean, token),
+                                        total=timeout.total, connect=timeout.connect,
+                                        read=timeout.read)
+                result = Response(answer.status, answer.headers, answer.body)
+            else:
+                result = await self._send_aiohttp(method, url, body, token, tmo, timeout)
         finally:
             self._slots.give()
         if debug:
@@ -318,6 +309,39 @@ class Transport:
                 status_code=result.status, method=method, path=url.path,
             )
         return token, result
+
+    async def _send_aiohttp(self, method: str, url: URL, body: bytes | None,
+                            token: AccessToken, tmo: aiohttp.ClientTimeout,
+                            timeout: Timeout) -> Response:
+        try:
+            async with self.session.request(
+                method, url, data=body, headers=self._headers(token, body is not None),
+                timeout=tmo,
+                allow_redirects=False,
+            ) as resp:
+                raw = await read_capped(resp)
+                return Response(resp.status, resp.headers, raw)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise HMTimeoutError(
+                f"connect timeout ({timeout.connect} s) on {method} {url.path}",
+                timeout="connect", seconds=timeout.connect) from exc
+        except aiohttp.SocketTimeoutError as exc:
+            raise HMTimeoutError(
+                f"read timeout ({timeout.read} s without data) on {method} {url.path}",
+                timeout="read", seconds=timeout.read) from exc
+        except asyncio.TimeoutError as exc:
+            raise HMTimeoutError(
+                f"total timeout ({timeout.total} s) on {method} {url.path}",
+                timeout="total", seconds=timeout.total) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise TransportError(
+                f"TLS failure talking to {url.host}: {exc.__class__.__name__}: {exc}"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(
+                f"connection failure on {method} {url.path}: {exc.__class__.__name__}"
+                f"{': ' + str(exc) if str(exc) else ''}"
+            ) from exc
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:

@@ -7,6 +7,8 @@ import gc
 
 import aiohttp
 
+from hm_async._transport import Transport
+
 #: The test runner's own task, and the local servers' per-connection handlers.
 _NOT_OURS = ("_call_in_runner_task", "RequestHandler.", "web_protocol")
 #: Background work a client may legitimately have running between calls.
@@ -22,14 +24,18 @@ def stray_tasks(ignore: tuple[str, ...] = ()) -> list[asyncio.Task[object]]:
             and not any(k in repr(t.get_coro()) for k in _NOT_OURS)]
 
 
-def acquired_connections(session: aiohttp.ClientSession) -> int:
-    """Connections checked out of the pool (the connector's own bookkeeping)."""
-    connector = session.connector
+def acquired_connections(where: aiohttp.ClientSession | Transport) -> int:
+    """Connections checked out: of aiohttp's pool (the connector's own bookkeeping) and,
+    given a client's transport, of its lean GET lane too."""
+    lean = None
+    if isinstance(where, Transport):
+        where, lean = where.session, where.lean
+    connector = where.connector
     assert connector is not None
-    return len(connector._acquired)
+    return len(connector._acquired) + (lean.in_use if lean is not None else 0)
 
 
-async def settle(session: aiohttp.ClientSession | None = None,
+async def settle(session: aiohttp.ClientSession | Transport | None = None,
                  ignore: tuple[str, ...] = ()) -> list[asyncio.Task[object]]:
     """Give cancelled work up to 1 s to wind down, collect garbage, return the stray tasks.
 

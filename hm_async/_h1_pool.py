@@ -1,0 +1,367 @@
+"""The lean GET lane: hm_async's own keep-alive HTTP/1.1 connections to the API origin.
+
+Why it exists: a fleet poll is tens of thousands of identical GETs, and aiohttp's
+``ClientSession.request`` spends about 60 µs of CPU on each (timer contexts, a
+``ClientRequest`` with its header merging, cookie and proxy logic, trace hooks, a
+``StreamReader`` per body) -- three times what the exchange itself costs on an asyncio
+protocol. This lane writes one prebuilt request (``GET <target> HTTP/1.1`` plus a header
+block built once per token) on a pooled connection and parses the answer with
+:class:`~hm_async._h1_parser.ResponseParser`; ``benchmarks/fanout.py`` measures the gain.
+
+It is deliberately narrow, and everything else stays on aiohttp:
+
+* GET only. A GET is idempotent, so a pooled connection that turns out to have been closed
+  by the server before any byte of the answer arrived is retried once on a new connection
+  (as aiohttp and browsers do), which is safe.
+* One origin: the client's ``base_url``. The bearer token goes nowhere else, redirects are
+  answers (the transport refuses to follow them), and there is no proxy support -- clients
+  that need a proxy, trace hooks or their own session use aiohttp for everything.
+* TLS through the standard :mod:`ssl` module, with the same verification as the aiohttp
+  connector (the default context, or the one the caller gave).
+
+Time limits mirror aiohttp's: ``total`` from the moment the request may be sent (connecting
+included), ``connect`` for opening the socket and the TLS handshake, ``read`` for the
+longest silence while waiting for the answer. A request that fails, times out or is
+cancelled closes its connection: a connection is reused only after a complete answer that
+allows keep-alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from collections.abc import Mapping
+
+from ._errors import HMTimeoutError, TransportError
+from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
+
+__all__ = ["LeanHTTP"]
+
+
+class _ClosedBeforeAnswer(Exception):
+    """A pooled connection was closed by the server before answering: send again."""
+
+
+class _Connection(asyncio.Protocol):
+    """One socket; at most one request in flight at a time."""
+
+    __slots__ = ("idle_since", "last_read", "lost", "parser", "pool", "target", "transport",
+                 "waiter")
+
+    def __init__(self, pool: LeanHTTP) -> None:
+        self.pool = pool
+        self.parser = ResponseParser(pool.max_body)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[ParsedResponse] | None = None
+        self.lost = False
+        self.idle_since = 0.0
+        self.last_read = 0.0
+        self.target = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            self.close()  # bytes nobody asked for: the connection is out of step
+            return
+        if self.pool.tracks_reads:
+            self.last_read = self.pool.now()
+        try:
+            response = self.parser.feed(data)
+        except ProtocolError as exc:
+            waiter.set_exception(TransportError(
+                f"invalid HTTP answer to GET {_path(self.target)}: {exc}"))
+            self.close()
+            return
+        if response is not None:
+            waiter.set_result(response)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
+        self.lost = True
+        self.pool.forget(self)
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            response = self.parser.feed_eof()
+        except ProtocolError as error:
+            waiter.set_exception(TransportError(
+                f"connection failure on GET {_path(self.target)}: {error}"))
+            return
+        if response is not None:
+            waiter.set_result(response)
+        else:
+            waiter.set_exception(_ClosedBeforeAnswer())
+
+    def close(self) -> None:
+        self.lost = True
+        self.pool.forget(self)  # now, not one loop iteration later in connection_lost
+        if self.transport is not None:
+            self.transport.close()
+
+
+class LeanHTTP:
+    """A pool of keep-alive HTTP/1.1 connections to one origin, for GET requests."""
+
+    def __init__(self, host: str, port: int, *, ssl: ssl_module.SSLContext | None,
+                 max_idle: int, keepalive: float, max_body: int) -> None:
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.max_idle = max_idle
+        self.keepalive = keepalive
+        self.max_body = max_body
+        self.tracks_reads = False
+        self._idle: list[_Connection] = []
+        self._all: set[_Connection] = set()
+        self._closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
+        default_port = 443 if ssl is not None else 80
+        name = f"[{host}]" if ":" in host else host
+        self._host_header = name if port == default_port else f"{name}:{port}"
+
+    # -- what the transport uses -----------------------------------------------------------
+
+    def header_block(self, headers: Mapping[str, str]) -> bytes:
+        """Host plus ``headers``, encoded once (per token) and reused for every request."""
+        lines = [f"Host: {self._host_header}"]
+        for name, value in headers.items():
+            if any(c in value for c in "\r\n\0") or any(c in name for c in "\r\n\0: "):
+                raise ValueError(f"header {name!r} cannot be sent")
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    @property
+    def in_use(self) -> int:
+        """Connections with a request in flight (0 once every request has finished)."""
+        return len(self._all) - len(self._idle)
+
+    async def get(self, target: str, header_block: bytes, *, total: float | None,
+                  connect: float | None, read: float | None) -> ParsedResponse:
+        """Send ``GET target`` and return the whole answer; raise HMError subclasses."""
+        if self._closed:
+            raise TransportError("the client is closed")
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
+        if read is not None:
+            self.tracks_reads = True
+        if " " in target or not target.isprintable():  # yarl encodes these; be sure
+            raise ValueError(f"request target {target[:60]!r} is not URL-encoded")
+        request = b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n" + header_block
+        deadline = None if total is None else loop.time() + total
+        conn = self._checkout()
+        try:
+            if conn is not None:
+                try:
+                    return await self._exchange(conn, request, target, deadline, total, read)
+                except _ClosedBeforeAnswer:
+                    # the server closed this pooled connection while it was idle; the GET
+                    # never reached it, so sending it again on a new one is safe
+                    if self._closed:
+                        raise TransportError("the client is closed") from None
+            conn = await self._connect(target, deadline, connect, total)
+            return await self._exchange(conn, request, target, deadline, total, read)
+        except _ClosedBeforeAnswer:
+            raise TransportError(
+                f"connection failure on GET {_path(target)}: the server closed a new "
+                f"connection without answering") from None
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy; later requests fail."""
+        self._closed = True
+        connections = list(self._all)
+        self._idle.clear()
+        for conn in connections:
+            conn.close()
+        if connections:
+            await asyncio.sleep(0)  # let the transports run their close callbacks
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    def forget(self, conn: _Connection) -> None:
+        self._all.discard(conn)
+        if conn.waiter is None and conn in self._idle:
+            self._idle.remove(conn)
+
+    def _checkout(self) -> _Connection | None:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()  # the most recently used: least likely to have been closed
+            if conn.lost:
+                continue
+            if self.now() - conn.idle_since > self.keepalive:
+                # the most recent one is past the keep-alive time, so all of them are
+                stale = [conn, *idle]
+                idle.clear()
+                for old in stale:
+                    old.close()
+                return None
+            return conn
+        return None
+
+    def _checkin(self, conn: _Connection) -> None:
+        idle = self._idle
+        now = self.now()
+        # Connections unused for longer than the keep-alive time are closed here, from the
+        # cold end of the stack, instead of by a timer.
+        while idle and now - idle[0].idle_since > self.keepalive:
+            idle.pop(0).close()
+        if self._closed or len(idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.idle_since = now
+        idle.append(conn)
+
+    async def _connect(self, target: str, deadline: float | None, connect: float | None,
+                       total: float | None) -> _Connection:
+        loop = self.loop
+        assert loop is not None
+        limit, kind, seconds = connect, "connect", connect
+        if deadline is not None:
+            remaining = deadline - loop.time()
+            if limit is None or remaining < limit:
+                limit, kind, seconds = remaining, "total", total
+        # The connect runs in a task of its own that a timeout or a cancellation never
+        # interrupts half-way: whatever it opens after we stop waiting is closed by
+        # _close_unwanted. (asyncio.wait_for and happy eyeballs can lose a socket that was
+        # connected just as they were cancelled, on the Python versions we support.)
+        connecting = loop.create_task(loop.create_connection(
+            lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
+            server_hostname=self.host if self.ssl is not None else None))
+        try:
+            await asyncio.wait((connecting,), timeout=limit)
+        except BaseException:
+            _abandon(connecting)
+            raise
+        try:
+            if not connecting.done():
+                _abandon(connecting)
+                raise asyncio.TimeoutError
+            _, conn = connecting.result()
+        except asyncio.TimeoutError as exc:
+            raise HMTimeoutError(_timeout_text(kind, seconds, target), timeout=kind,
+                                 seconds=seconds) from exc
+        except ssl_module.SSLError as exc:
+            raise TransportError(
+                f"TLS failure talking to {self.host}: {exc.__class__.__name__}: {exc}"
+            ) from exc
+        except OSError as exc:
+            raise TransportError(
+                f"connection failure on GET {_path(target)}: cannot connect to "
+                f"{self.host}:{self.port}: {exc.__class__.__name__}"
+                f"{': ' + str(exc) if str(exc) else ''}"
+            ) from exc
+        if self._closed:
+            conn.close()
+            raise TransportError("the client is closed")
+        if conn.lost:  # closed by the server before this task resumed: writing would hang
+            raise _ClosedBeforeAnswer
+        self._all.add(conn)
+        return conn
+
+    async def _exchange(self, conn: _Connection, request: bytes, target: str,
+                        deadline: float | None, total: float | None,
+                        read: float | None) -> ParsedResponse:
+        loop = self.loop
+        assert loop is not None
+        waiter: asyncio.Future[ParsedResponse] = loop.create_future()
+        conn.waiter = waiter
+        conn.target = target
+        timer = None
+        if deadline is not None or read is not None:
+            timer = _Timer(loop, conn, waiter, target, deadline, total, read)
+        assert conn.transport is not None
+        try:
+            conn.transport.write(request)
+            response = await waiter
+        except BaseException:
+            conn.waiter = None
+            conn.close()  # a request may be half-sent or half-answered: never reuse
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        conn.waiter = None
+        if response.keep_alive and not conn.lost:
+            self._checkin(conn)
+        else:
+            conn.close()
+        return response
+
+
+class _Timer:
+    """The time limits of one request: a single timer handle that fires at the nearer of
+    the total and the read limit, and re-arms itself while data keeps arriving."""
+
+    __slots__ = ("conn", "deadline", "handle", "loop", "read", "target", "total", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: _Connection,
+                 waiter: asyncio.Future[ParsedResponse], target: str,
+                 deadline: float | None, total: float | None, read: float | None) -> None:
+        self.loop = loop
+        self.conn = conn
+        self.waiter = waiter
+        self.target = target
+        self.deadline = deadline
+        self.total = total
+        self.read = read
+        conn.last_read = loop.time()
+        self.handle = loop.call_at(self._next_check(), self.fire)
+
+    def _next_check(self) -> float:
+        at = self.deadline
+        if self.read is not None:
+            silence_ends = self.conn.last_read + self.read
+            at = silence_ends if at is None else min(at, silence_ends)
+        assert at is not None
+        return at
+
+    def fire(self) -> None:
+        if self.waiter.done():
+            return
+        now = self.loop.time()
+        if self.deadline is not None and now >= self.deadline:
+            kind, seconds = "total", self.total
+        elif self.read is not None and now >= self.conn.last_read + self.read:
+            kind, seconds = "read", self.read
+        else:  # data arrived since the timer was armed
+            self.handle = self.loop.call_at(self._next_check(), self.fire)
+            return
+        self.waiter.set_exception(HMTimeoutError(
+            _timeout_text(kind, seconds, self.target), timeout=kind, seconds=seconds))
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+def _abandon(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Connection]]) -> None:
+    """Stop a connect nobody waits for; close the connection should it complete anyway."""
+    connecting.cancel()
+    connecting.add_done_callback(_close_unwanted)
+
+
+def _close_unwanted(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Connection]]) -> None:
+    if connecting.cancelled():
+        return
+    if connecting.exception() is None:  # retrieving it also keeps asyncio quiet
+        connecting.result()[0].close()
+
+
+def _path(target: str) -> str:
+    return target.split("?", 1)[0]
+
+
+def _timeout_text(kind: str, seconds: float | None, target: str) -> str:
+    if kind == "read":
+        return f"read timeout ({seconds} s without data) on GET {_path(target)}"
+    return f"{kind} timeout ({seconds} s) on GET {_path(target)}"
