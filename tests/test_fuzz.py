@@ -258,8 +258,14 @@ VIN = "WBAEMU00000000001"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
+def lean_http(request: pytest.FixtureRequest) -> bool:
+    """Bad answers are proven on both request paths: the lean GET lane and aiohttp."""
+    return bool(request.param)
+
+
 @asynccontextmanager
-async def client_for(data: Handler) -> AsyncIterator[HMClient]:
+async def client_for(data: Handler, *, lean_http: bool = True) -> AsyncIterator[HMClient]:
     async def token(request: web.Request) -> web.Response:
         return web.json_response({"access_token": "tok", "expires_in": 300})
 
@@ -272,6 +278,7 @@ async def client_for(data: Handler) -> AsyncIterator[HMClient]:
     await site.start()
     try:
         async with HMClient(ClientCredentials("id", "secret"), max_retries=0,
+                            lean_http=lean_http,
                             base_url=f"http://127.0.0.1:{runner.addresses[0][1]}") as hm:
             yield hm
     finally:
@@ -307,15 +314,16 @@ def respond(status: int, body: bytes, content_type: str | None,
 ])
 async def test_bad_answers_on_the_wire_become_hm_errors(handler: Handler,
                                                         error: type[Exception],
-                                                        words: str) -> None:
-    async with client_for(handler) as hm:
+                                                        words: str,
+                                                        lean_http: bool) -> None:
+    async with client_for(handler, lean_http=lean_http) as hm:
         with pytest.raises(error) as err:
             await hm.vehicle_data(VIN)
         assert words in str(err.value)
 
 
 @pytest.mark.anyio
-async def test_a_truncated_body_is_a_transport_error() -> None:
+async def test_a_truncated_body_is_a_transport_error(lean_http: bool) -> None:
     async def truncated(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/json",
                                            "Content-Length": "1000"})
@@ -325,14 +333,14 @@ async def test_a_truncated_body_is_a_transport_error() -> None:
         request.transport.close()
         return resp
 
-    async with client_for(truncated) as hm:
+    async with client_for(truncated, lean_http=lean_http) as hm:
         with pytest.raises(hm_async.TransportError, match="connection failure on GET"):
             await hm.vehicle_data(VIN)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("chunked", [False, True])
-async def test_a_huge_body_is_not_read_past_the_cap(chunked: bool) -> None:
+async def test_a_huge_body_is_not_read_past_the_cap(chunked: bool, lean_http: bool) -> None:
     block = b" " * (1 << 20)
     total = MAX_BODY_BYTES + 4 * len(block)
     sent = 0
@@ -353,13 +361,13 @@ async def test_a_huge_body_is_not_read_past_the_cap(chunked: bool) -> None:
             pass
         return resp
 
-    async with client_for(huge) as hm:
+    async with client_for(huge, lean_http=lean_http) as hm:
         with pytest.raises(hm_async.TransportError, match=f"exceeds {MAX_BODY_BYTES} bytes"):
             await hm.vehicle_data_raw(VIN)
 
 
 @pytest.mark.anyio
-async def test_a_compressed_body_is_capped_after_decompression() -> None:
+async def test_a_compressed_body_is_capped_after_decompression(lean_http: bool) -> None:
     """A small gzip body must not inflate past ``MAX_BODY_BYTES`` in memory.
 
     Fails before the ``_read_capped`` fix proposed in the issue-8 report: a body with a
@@ -369,7 +377,7 @@ async def test_a_compressed_body_is_capped_after_decompression() -> None:
     bomb = gzip.compress(b"0" * (MAX_BODY_BYTES + (8 << 20)), 6)
     assert len(bomb) < MAX_BODY_BYTES // 100
     handler = respond(200, bomb, "application/json", **{"Content-Encoding": "gzip"})
-    async with client_for(handler) as hm:
+    async with client_for(handler, lean_http=lean_http) as hm:
         with pytest.raises(hm_async.TransportError, match=f"exceeds {MAX_BODY_BYTES} bytes"):
             await hm.vehicle_data_raw(VIN)
 

@@ -27,6 +27,13 @@ from hm_async.emulator import Emulator, EmulatorConfig
 pytestmark = pytest.mark.anyio
 
 VIN = "WBAEMU00000000001"
+
+@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
+def lean_http(request: pytest.FixtureRequest) -> bool:
+    """Each limit is proven on both request paths: the lean GET lane and aiohttp."""
+    return bool(request.param)
+
+
 CREDS = ClientCredentials(client_id="client", client_secret="s3cr3t-value")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,9 +72,10 @@ async def hang(request: web.Request) -> web.StreamResponse:
     raise AssertionError("unreachable")
 
 
-async def test_hanging_server_total_timeout_fires_and_names_itself() -> None:
+async def test_hanging_server_total_timeout_fires_and_names_itself(lean_http: bool) -> None:
     async with serve(hang) as (url, arrivals), HMClient(
-        CREDS, base_url=url, timeout=Timeout(0.4, connect=1.0), max_retries=0
+        CREDS, base_url=url, lean_http=lean_http, max_retries=0,
+        timeout=Timeout(0.4, connect=1.0),
     ) as hm:
         await hm.tokens.get()
         started = time.monotonic()
@@ -81,9 +89,9 @@ async def test_hanging_server_total_timeout_fires_and_names_itself() -> None:
         assert len(arrivals) == 1
 
 
-async def test_each_retry_gets_its_own_timeout_and_the_call_still_ends() -> None:
+async def test_each_retry_gets_its_own_timeout_and_the_call_still_ends(lean_http: bool) -> None:
     async with serve(hang) as (url, arrivals), HMClient(
-        CREDS, base_url=url, timeout=0.3, max_retries=2
+        CREDS, base_url=url, lean_http=lean_http, timeout=0.3, max_retries=2
     ) as hm:
         await hm.tokens.get()
         started = time.monotonic()
@@ -96,7 +104,7 @@ async def test_each_retry_gets_its_own_timeout_and_the_call_still_ends() -> None
         assert 0.9 + 1.1 <= took < 0.9 + 1.5 + 0.6
 
 
-async def test_a_stall_mid_body_is_a_read_timeout() -> None:
+async def test_a_stall_mid_body_is_a_read_timeout(lean_http: bool) -> None:
     async def stall(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
@@ -105,7 +113,8 @@ async def test_a_stall_mid_body_is_a_read_timeout() -> None:
         return resp
 
     async with serve(stall) as (url, _), HMClient(
-        CREDS, base_url=url, timeout=Timeout(5.0, connect=1.0, read=0.3), max_retries=0
+        CREDS, base_url=url, lean_http=lean_http, max_retries=0,
+        timeout=Timeout(5.0, connect=1.0, read=0.3),
     ) as hm:
         await hm.tokens.get()
         started = time.monotonic()
@@ -116,7 +125,7 @@ async def test_a_stall_mid_body_is_a_read_timeout() -> None:
         assert time.monotonic() - started < 1.5
 
 
-async def test_a_body_that_drips_forever_is_cut_by_the_total_timeout() -> None:
+async def test_a_body_that_drips_forever_is_cut_by_the_total_timeout(lean_http: bool) -> None:
     """A server that keeps each gap under the read timeout cannot hold a call forever."""
     async def drip(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -127,7 +136,8 @@ async def test_a_body_that_drips_forever_is_cut_by_the_total_timeout() -> None:
             await resp.write(b"0,")
 
     async with serve(drip) as (url, _), HMClient(
-        CREDS, base_url=url, timeout=Timeout(0.6, connect=1.0, read=0.3), max_retries=0
+        CREDS, base_url=url, lean_http=lean_http, max_retries=0,
+        timeout=Timeout(0.6, connect=1.0, read=0.3),
     ) as hm:
         await hm.tokens.get()
         started = time.monotonic()
@@ -137,7 +147,7 @@ async def test_a_body_that_drips_forever_is_cut_by_the_total_timeout() -> None:
         assert 0.55 <= time.monotonic() - started < 1.2
 
 
-async def test_a_tls_handshake_that_never_finishes_is_a_connect_timeout() -> None:
+async def test_a_tls_handshake_that_never_finishes_is_a_connect_timeout(lean_http: bool) -> None:
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
@@ -152,7 +162,7 @@ async def test_a_tls_handshake_that_never_finishes_is_a_connect_timeout() -> Non
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(writer)  # TCP is up; the TLS ServerHello never comes
 
-    async with HMClient(emu.client_credentials, base_url=url, ssl=client_ctx,
+    async with HMClient(emu.client_credentials, base_url=url, ssl=client_ctx, lean_http=lean_http,
                         timeout=Timeout(5.0, connect=0.3), max_retries=0) as hm:
         try:
             await hm.vehicle_data_raw(vin)  # a token and a pooled connection, then ...
@@ -188,7 +198,8 @@ async def test_a_hanging_token_endpoint_is_bounded_by_the_configured_timeout() -
         return await hang(request)
 
     async with serve(hang, hanging_token) as (url, _), HMClient(
-        CREDS, base_url=url, timeout=Timeout(0.5, connect=0.5), max_retries=0
+        CREDS, base_url=url, lean_http=lean_http, max_retries=0,
+        timeout=Timeout(0.5, connect=0.5),
     ) as hm:
         error: hm_async.HMTimeoutError | None = None
         started = time.monotonic()

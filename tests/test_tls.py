@@ -20,6 +20,12 @@ from hm_async.emulator import Emulator, EmulatorConfig
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
+def lean_http(request: pytest.FixtureRequest) -> bool:
+    """TLS is verified on both request paths: the lean GET lane and aiohttp."""
+    return bool(request.param)
+
+
 def contexts(name: str = "127.0.0.1") -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context with a cert for ``name``, client context trusting its CA)."""
     ca = trustme.CA()
@@ -30,11 +36,13 @@ def contexts(name: str = "127.0.0.1") -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, client
 
 
-async def test_an_unknown_ca_is_refused_by_default_before_any_secret_is_sent() -> None:
+async def test_an_unknown_ca_is_refused_by_default_before_any_secret_is_sent(
+    lean_http: bool,
+) -> None:
     server_ctx, _ = contexts()
     async with Emulator(EmulatorConfig(vehicles=1), ssl_context=server_ctx) as emu:
         assert emu.url.startswith("https://")
-        async with HMClient(emu.client_credentials, base_url=emu.url,
+        async with HMClient(emu.client_credentials, base_url=emu.url, lean_http=lean_http,
                             timeout=Timeout(5.0, connect=2.0)) as hm:
             started = time.monotonic()
             with pytest.raises(hm_async.TransportError) as err:
@@ -47,20 +55,21 @@ async def test_an_unknown_ca_is_refused_by_default_before_any_secret_is_sent() -
         assert emu.stats.token_requests == 0  # the secret never left the client
 
 
-async def test_the_ca_given_is_trusted_with_both_credential_kinds() -> None:
+async def test_the_ca_given_is_trusted_with_both_credential_kinds(lean_http: bool) -> None:
     server_ctx, client_ctx = contexts()
     async with Emulator(EmulatorConfig(vehicles=2), ssl_context=server_ctx) as emu:
         for creds in (emu.client_credentials, emu.private_key_credentials):
-            async with HMClient(creds, base_url=emu.url, ssl=client_ctx) as hm:
+            async with HMClient(creds, base_url=emu.url, ssl=client_ctx,
+                                lean_http=lean_http) as hm:
                 data = await hm.vehicle_data(emu.vehicles[0].vin)
                 assert data.vin == emu.vehicles[0].vin
         assert emu.stats.tokens_issued == 2  # the assertion's https audience was accepted
 
 
-async def test_a_trusted_ca_does_not_excuse_a_wrong_host_name() -> None:
+async def test_a_trusted_ca_does_not_excuse_a_wrong_host_name(lean_http: bool) -> None:
     server_ctx, client_ctx = contexts("api.example.com")
     async with Emulator(EmulatorConfig(vehicles=1), ssl_context=server_ctx) as emu, HMClient(
-        emu.client_credentials, base_url=emu.url, ssl=client_ctx
+        emu.client_credentials, base_url=emu.url, ssl=client_ctx, lean_http=lean_http
     ) as hm:
         with pytest.raises(hm_async.TransportError) as err:
             await hm.vehicle_data(emu.vehicles[0].vin)
