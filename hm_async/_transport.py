@@ -1,6 +1,8 @@
-"""The one seam between hm_async and aiohttp: pooled session, auth, retries, timeouts.
+"""The one seam between hm_async and the network: pooled connections, auth, retries, timeouts.
 
-Everything that touches the network goes through :meth:`Transport.request`, which
+Everything that touches the network goes through :meth:`Transport.request`. Its answers
+come from the aiohttp session or, for GETs when the client enables it, from the lean GET
+lane (:mod:`hm_async._h1_pool`); both paths share everything below. The transport
 
 * waits for a free slot of its own (a semaphore no larger than the connector's pool), so
   aiohttp never queues for a connection and its ``total`` timeout starts only once the
