@@ -29,13 +29,19 @@ allows keep-alive.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
 from collections.abc import Mapping
+
+import aiohappyeyeballs
 
 from ._errors import HMTimeoutError, TransportError
 from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
 
 __all__ = ["LeanHTTP"]
+
+#: Seconds before the next address is tried in parallel (RFC 8305 recommends 0.25).
+HAPPY_EYEBALLS_DELAY = 0.25
 
 
 class _ClosedBeforeAnswer(Exception):
@@ -233,11 +239,9 @@ class LeanHTTP:
                 limit, kind, seconds = remaining, "total", total
         # The connect runs in a task of its own that a timeout or a cancellation never
         # interrupts half-way: whatever it opens after we stop waiting is closed by
-        # _close_unwanted. (asyncio.wait_for and happy eyeballs can lose a socket that was
-        # connected just as they were cancelled, on the Python versions we support.)
-        connecting = loop.create_task(loop.create_connection(
-            lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
-            server_hostname=self.host if self.ssl is not None else None))
+        # _close_unwanted. (asyncio.wait_for can lose a socket that was connected just as
+        # it was cancelled, on the Python versions we support.)
+        connecting = loop.create_task(self._open(loop))
         try:
             await asyncio.wait((connecting,), timeout=limit)
         except BaseException:
@@ -268,6 +272,25 @@ class LeanHTTP:
             raise _ClosedBeforeAnswer
         self._all.add(conn)
         return conn
+
+    async def _open(self, loop: asyncio.AbstractEventLoop,
+                    ) -> tuple[asyncio.BaseTransport, _Connection]:
+        """Resolve, connect with happy eyeballs (RFC 8305), then TLS if configured.
+
+        aiohappyeyeballs is what aiohttp's connector uses: a host whose IPv6 route is dead
+        costs 0.25 s instead of a connect timeout, and, unlike the standard library's
+        version on Python < 3.12, it closes the sockets of the attempts it abandons.
+        """
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        sock = await aiohappyeyeballs.start_connection(
+            infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
+        try:
+            return await loop.create_connection(
+                lambda: _Connection(self), sock=sock, ssl=self.ssl,
+                server_hostname=self.host if self.ssl is not None else None)
+        except BaseException:
+            sock.close()
+            raise
 
     async def _exchange(self, conn: _Connection, request: bytes, target: str,
                         deadline: float | None, total: float | None,

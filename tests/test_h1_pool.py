@@ -566,6 +566,28 @@ async def unanswered_port() -> AsyncIterator[int]:
         listener.close()
 
 
+async def test_a_dead_first_address_costs_the_happy_eyeballs_delay_not_the_timeout(
+        serve: ServeFactory, pools: PoolFactory, unanswered_port: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host whose first address never answers (a dead IPv6 route, typically) is reached
+    through its second one after about 0.25 s, well inside the connect timeout."""
+    server = await serve(keep_answering)
+    loop = asyncio.get_running_loop()
+
+    async def two_addresses(host: str, port: int, **_: Any) -> list[Any]:
+        assert host == "api.example.test"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", unanswered_port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", two_addresses)
+    pool = pools(server.port, host="api.example.test")
+    started = time.monotonic()
+    assert (await get(pool, total=5.0, connect=3.0)).body == b"ok"
+    assert 0.2 <= time.monotonic() - started < 1.5
+    assert server.accepted == 1
+    assert b"Host: api.example.test:%d\r\n" % server.port in server.requests[0]
+
+
 async def test_connect_timeout(pools: PoolFactory, unanswered_port: int) -> None:
     pool = pools(unanswered_port)
     started = time.monotonic()
