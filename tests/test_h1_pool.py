@@ -861,3 +861,53 @@ async def test_hmclient_with_trace_configs_sends_gets_through_aiohttp(emulator: 
         assert (await hm.vehicle_data(vin)).vin == vin
         assert hm._tx.lean is None
     assert any(m == "GET" and vin in p for m, p in seen), seen
+
+
+# -- another server implementation: the standard library's http.server --------------------------
+
+@pytest.mark.parametrize("protocol", ["HTTP/1.1", "HTTP/1.0"])
+async def test_the_standard_library_http_server(protocol: str, pools: PoolFactory) -> None:
+    """A server that is neither aiohttp nor scripted: keep-alive on HTTP/1.1, a connection
+    per request on HTTP/1.0 (which closes after each answer), gzip either way."""
+    import http.server
+    import threading
+
+    body = b'{"vin": "WBA"}' * 300
+    connections: list[object] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = protocol
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(self.connection)
+
+        def do_GET(self) -> None:
+            payload = gzip.compress(body) if self.path.endswith("gz") else body
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            if self.path.endswith("gz"):
+                self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    pool = pools(httpd.server_address[1])
+    try:
+        for target in ("/v1/a", "/v1/b.gz", "/v1/c", "/v1/d.gz"):
+            resp = await get(pool, target)
+            assert (resp.status, resp.body) == (200, body)
+            assert resp.headers["Content-Type"] == "application/json"
+        assert len(connections) == (1 if protocol == "HTTP/1.1" else 4)
+        assert pool.in_use == 0
+    finally:
+        await pool.aclose()
+        httpd.shutdown()
+        httpd.server_close()
