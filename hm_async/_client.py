@@ -190,12 +190,11 @@ class HMClient:
         if url.scheme == "https":
             if isinstance(self._ssl, ssl_module.SSLContext):
                 context = self._ssl
-            elif self._ssl:
+            else:
                 context = ssl_module.create_default_context()
-            else:  # verification off, as asked (tests against self-signed servers only)
-                context = ssl_module.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl_module.CERT_NONE
+                if not self._ssl:  # verification off, as asked (self-signed test servers)
+                    context.check_hostname = False
+                    context.verify_mode = ssl_module.CERT_NONE
         assert url.host is not None and url.port is not None
         return LeanHTTP(url.host, url.port, ssl=context, max_idle=connections,
                         keepalive=KEEPALIVE_SECONDS, max_body=MAX_BODY_BYTES)

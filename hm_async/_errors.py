@@ -182,6 +182,14 @@ class HMTimeoutError(TransportError, TimeoutError):
         self.timeout = timeout
         self.seconds = seconds
 
+    @classmethod
+    def fired(cls, timeout: str, seconds: float | None, method: str,
+              path: str) -> HMTimeoutError:
+        """The error for limit ``timeout`` of a request, worded the same on every path."""
+        what = f"{seconds} s without data" if timeout == "read" else f"{seconds} s"
+        return cls(f"{timeout} timeout ({what}) on {method} {path}", timeout=timeout,
+                   seconds=seconds)
+
 
 class DecodeError(HMError):
     """A successful answer whose body does not match the documented shape."""

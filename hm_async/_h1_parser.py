@@ -25,7 +25,7 @@ import zlib
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["MAX_HEAD_BYTES", "ParsedResponse", "ProtocolError", "ResponseParser"]
+__all__ = ["MAX_HEAD_BYTES", "ParsedResponse", "ProtocolError", "Response", "ResponseParser"]
 
 #: Status line plus header fields. HM's answers carry a few hundred bytes of headers;
 #: aiohttp's own limit is 8 KB per line.
@@ -43,16 +43,27 @@ class ProtocolError(Exception):
     """The server's bytes are not a valid HTTP/1.1 answer (the connection is unusable)."""
 
 
-class ParsedResponse:
-    """One complete answer; ``keep_alive`` says whether its connection may be reused."""
+class Response:
+    """A fully read HTTP answer: status, headers and body bytes (both request paths)."""
 
-    __slots__ = ("body", "headers", "keep_alive", "status")
+    __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes,
-                 keep_alive: bool) -> None:
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+
+
+class ParsedResponse(Response):
+    """One complete answer; ``keep_alive`` says whether its connection may be reused.
+
+    A :class:`Response` itself, so the transport hands it on without copying."""
+
+    __slots__ = ("keep_alive",)
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes,
+                 keep_alive: bool) -> None:
+        super().__init__(status, headers, body)
         self.keep_alive = keep_alive
 
 

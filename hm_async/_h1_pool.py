@@ -253,8 +253,7 @@ class LeanHTTP:
                 raise asyncio.TimeoutError
             _, conn = connecting.result()
         except asyncio.TimeoutError as exc:
-            raise HMTimeoutError(_timeout_text(kind, seconds, target), timeout=kind,
-                                 seconds=seconds) from exc
+            raise HMTimeoutError.fired(kind, seconds, "GET", _path(target)) from exc
         except ssl_module.SSLError as exc:
             raise TransportError(
                 f"TLS failure talking to {self.host}: {exc.__class__.__name__}: {exc}"
@@ -360,8 +359,8 @@ class _Timer:
         else:  # data arrived since the timer was armed
             self.handle = self.loop.call_at(self._next_check(), self.fire)
             return
-        self.waiter.set_exception(HMTimeoutError(
-            _timeout_text(kind, seconds, self.target), timeout=kind, seconds=seconds))
+        self.waiter.set_exception(
+            HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
 
     def cancel(self) -> None:
         self.handle.cancel()
@@ -382,9 +381,3 @@ def _close_unwanted(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Conne
 
 def _path(target: str) -> str:
     return target.split("?", 1)[0]
-
-
-def _timeout_text(kind: str, seconds: float | None, target: str) -> str:
-    if kind == "read":
-        return f"read timeout ({seconds} s without data) on GET {_path(target)}"
-    return f"{kind} timeout ({seconds} s) on GET {_path(target)}"

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from ._errors import (
@@ -42,6 +42,7 @@ from ._errors import (
     error_from_response,
     is_consent_removed,
 )
+from ._h1_parser import Response
 from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
@@ -110,17 +111,6 @@ class Timeout:
         if isinstance(value, Timeout):
             return value
         return cls(value, connect=None if value is None else min(10.0, value))
-
-
-class Response:
-    """A fully read HTTP answer: status, headers and body bytes."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
 
 
 class RateLimiter(Protocol):
@@ -290,11 +280,11 @@ class Transport:
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if debug else 0.0
             lean = self.lean
+            result: Response
             if lean is not None and method == "GET":
-                answer = await lean.get(url.raw_path_qs, self._lean_block(lean, token),
+                result = await lean.get(url.raw_path_qs, self._lean_block(lean, token),
                                         total=timeout.total, connect=timeout.connect,
                                         read=timeout.read)
-                result = Response(answer.status, answer.headers, answer.body)
             else:
                 result = await self._send_aiohttp(method, url, body, token, tmo, timeout)
         finally:
@@ -324,17 +314,11 @@ class Transport:
                 raw = await read_capped(resp)
                 return Response(resp.status, resp.headers, raw)
         except aiohttp.ConnectionTimeoutError as exc:
-            raise HMTimeoutError(
-                f"connect timeout ({timeout.connect} s) on {method} {url.path}",
-                timeout="connect", seconds=timeout.connect) from exc
+            raise HMTimeoutError.fired("connect", timeout.connect, method, url.path) from exc
         except aiohttp.SocketTimeoutError as exc:
-            raise HMTimeoutError(
-                f"read timeout ({timeout.read} s without data) on {method} {url.path}",
-                timeout="read", seconds=timeout.read) from exc
+            raise HMTimeoutError.fired("read", timeout.read, method, url.path) from exc
         except asyncio.TimeoutError as exc:
-            raise HMTimeoutError(
-                f"total timeout ({timeout.total} s) on {method} {url.path}",
-                timeout="total", seconds=timeout.total) from exc
+            raise HMTimeoutError.fired("total", timeout.total, method, url.path) from exc
         except aiohttp.ClientSSLError as exc:
             raise TransportError(
                 f"TLS failure talking to {url.host}: {exc.__class__.__name__}: {exc}"

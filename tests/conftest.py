@@ -40,3 +40,10 @@ async def emulator_factory() -> AsyncIterator[EmulatorFactory]:
             return await stack.enter_async_context(Emulator(cfg))
 
         yield make
+
+
+@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
+def lean_http(request: pytest.FixtureRequest) -> bool:
+    """For tests that prove a behaviour on both request paths: HMClient's lean GET lane
+    and aiohttp's ClientSession (``HMClient(lean_http=...)``)."""
+    return bool(request.param)

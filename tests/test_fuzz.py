@@ -258,12 +258,6 @@ VIN = "WBAEMU00000000001"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
-def lean_http(request: pytest.FixtureRequest) -> bool:
-    """Bad answers are proven on both request paths: the lean GET lane and aiohttp."""
-    return bool(request.param)
-
-
 @asynccontextmanager
 async def client_for(data: Handler, *, lean_http: bool = True) -> AsyncIterator[HMClient]:
     async def token(request: web.Request) -> web.Response:

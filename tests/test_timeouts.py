@@ -28,12 +28,6 @@ pytestmark = pytest.mark.anyio
 
 VIN = "WBAEMU00000000001"
 
-@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
-def lean_http(request: pytest.FixtureRequest) -> bool:
-    """Each limit is proven on both request paths: the lean GET lane and aiohttp."""
-    return bool(request.param)
-
-
 CREDS = ClientCredentials(client_id="client", client_secret="s3cr3t-value")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -198,8 +192,7 @@ async def test_a_hanging_token_endpoint_is_bounded_by_the_configured_timeout() -
         return await hang(request)
 
     async with serve(hang, hanging_token) as (url, _), HMClient(
-        CREDS, base_url=url, lean_http=lean_http, max_retries=0,
-        timeout=Timeout(0.5, connect=0.5),
+        CREDS, base_url=url, max_retries=0, timeout=Timeout(0.5, connect=0.5),
     ) as hm:
         error: hm_async.HMTimeoutError | None = None
         started = time.monotonic()

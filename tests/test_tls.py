@@ -20,12 +20,6 @@ from hm_async.emulator import Emulator, EmulatorConfig
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=[True, False], ids=["lean", "aiohttp"])
-def lean_http(request: pytest.FixtureRequest) -> bool:
-    """TLS is verified on both request paths: the lean GET lane and aiohttp."""
-    return bool(request.param)
-
-
 def contexts(name: str = "127.0.0.1") -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context with a cert for ``name``, client context trusting its CA)."""
     ca = trustme.CA()
