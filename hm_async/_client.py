@@ -20,14 +20,25 @@ import msgspec
 from yarl import URL
 
 from ._clearance import ClearanceResource
+from ._config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DNS_CACHE_SECONDS,
+    ENVIRONMENTS,
+    KEEPALIVE_SECONDS,
+    MAX_BODY_BYTES,
+    RateLimits,
+    Timeout,
+)
 from ._credentials import Credentials
 from ._decode import decode
 from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter, UsageSnapshot
-from ._ratelimit import RateLimiterRegistry, RateLimits
-from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
+from ._ratelimit import RateLimiterRegistry
+from ._response import Response
+from ._retry import RetryBudget
 from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
-from ._transport import MAX_BODY_BYTES, Response, Timeout, Transport
+from ._transport import Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
 
@@ -36,23 +47,6 @@ if TYPE_CHECKING:
     from .models import VehicleData
 
 __all__ = ["ENVIRONMENTS", "HMClient"]
-
-#: Base URLs of HM's two environments; every path starts with /v1.
-ENVIRONMENTS: Mapping[str, str] = {
-    "sandbox": "https://sandbox.api.high-mobility.com",
-    "production": "https://api.high-mobility.com",
-}
-
-#: Pooled connections per client. HM's fleet endpoints sit behind one host; 100 parallel
-#: requests saturate a carmaker's limits long before they saturate a socket pool.
-DEFAULT_MAX_CONNECTIONS = 100
-#: Seconds an idle keep-alive connection is kept; below common load balancer idle timeouts
-#: (60 s), so the client, not the server, closes it (fewer stale-socket failures).
-KEEPALIVE_SECONDS = 30.0
-#: DNS answers cached for 5 minutes: fan-out jobs do thousands of requests to one host.
-DNS_CACHE_SECONDS = 300
-
-
 
 class _State(enum.Enum):
     UNOPENED = 1

@@ -24,18 +24,20 @@ import random
 import time
 from collections.abc import Callable
 
+from ._config import DEFAULT_MAX_RETRIES, MAX_RETRY_AFTER, REQUEST_BACKOFF
+
+INITIAL_DELAY = REQUEST_BACKOFF.initial
+MAX_DELAY = REQUEST_BACKOFF.maximum
+
 __all__ = [
     "DEFAULT_MAX_RETRIES",
+    "MAX_RETRY_AFTER",
     "RETRYABLE_STATUSES",
     "RetryBudget",
     "backoff_delay",
     "parse_retry_after",
 ]
 
-DEFAULT_MAX_RETRIES = 3
-INITIAL_DELAY = 0.5
-MAX_DELAY = 8.0
-MAX_RETRY_AFTER = 60.0
 RETRY_RATIO = 0.2
 MIN_RETRIES_PER_SECOND = 10.0
 BUDGET_CAPACITY = 100.0

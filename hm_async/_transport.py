@@ -31,6 +31,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from ._config import MAX_BODY_BYTES, Timeout
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -42,9 +43,9 @@ from ._errors import (
     error_from_response,
     is_consent_removed,
 )
-from ._h1_parser import Response
 from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter
+from ._response import Response
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
 from ._slots import Slots
 from ._version import USER_AGENT
@@ -55,10 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_BODY_BYTES", "Response", "Timeout", "Transport"]
 
 logger = logging.getLogger("hm_async")
-
-#: A vehicle-data answer is a few KB; a fleet list maybe a few MB. Anything past this is
-#: a misbehaving proxy, and reading it would only cost memory.
-MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _BASE_HEADERS = {
     "User-Agent": USER_AGENT,
@@ -81,36 +78,6 @@ class _TokenUnavailable(Exception):
     def __init__(self, error: HMError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class Timeout:
-    """Per-request time limits in seconds (None disables one).
-
-    ``total`` covers sending the request and reading the whole answer, *not* time spent
-    waiting for a pooled connection; ``connect`` covers opening a new socket (and TLS);
-    ``read`` is the longest silence allowed between two reads.
-    """
-
-    __slots__ = ("_aiohttp", "connect", "read", "total")
-
-    def __init__(self, total: float | None = 30.0, *, connect: float | None = 10.0,
-                 read: float | None = None) -> None:
-        for name, value in (("total", total), ("connect", connect), ("read", read)):
-            if value is not None and not value > 0:
-                raise ValueError(f"timeout {name} must be a positive number of seconds or None")
-        self.total = total
-        self.connect = connect
-        self.read = read
-        self._aiohttp = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
-
-    def __repr__(self) -> str:
-        return f"Timeout(total={self.total}, connect={self.connect}, read={self.read})"
-
-    @classmethod
-    def coerce(cls, value: Timeout | float | None) -> Timeout:
-        if isinstance(value, Timeout):
-            return value
-        return cls(value, connect=None if value is None else min(10.0, value))
 
 
 class RateLimiter(Protocol):
