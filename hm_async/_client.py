@@ -19,10 +19,12 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._aiohttp_lane import AiohttpLane
 from ._clearance import ClearanceResource
 from ._config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_TOKEN_REQUEST_TIMEOUT,
     DNS_CACHE_SECONDS,
     ENVIRONMENTS,
     KEEPALIVE_SECONDS,
@@ -37,7 +39,7 @@ from ._metering import UsageMeter, UsageSnapshot
 from ._ratelimit import RateLimiterRegistry
 from ._response import Response
 from ._retry import RetryBudget
-from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
+from ._tokens import TokenProvider
 from ._transport import Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
@@ -164,13 +166,14 @@ class HMClient:
         limit = getattr(session.connector, "limit", 0) or self._max_connections
         # The calls' own time limit also bounds the token request they may wait for.
         total = self._default_timeout.total
-        tokens = TokenProvider(self._credentials, session=session, base_url=self.base_url,
-                               clock=self._clock,
-                               request_timeout=min(total or DEFAULT_REQUEST_TIMEOUT,
-                                                   DEFAULT_REQUEST_TIMEOUT))
+        lane = AiohttpLane(session)
+        tokens = TokenProvider(self._credentials, lane=lane, meter=self.meter,
+                               base_url=self.base_url, clock=self._clock,
+                               request_timeout=min(total or DEFAULT_TOKEN_REQUEST_TIMEOUT,
+                                                   DEFAULT_TOKEN_REQUEST_TIMEOUT))
         connections = min(limit, self._max_connections)
         self._transport = Transport(
-            session, tokens, max_connections=connections,
+            lane, tokens, max_connections=connections,
             timeout=self._default_timeout, max_retries=self._default_max_retries,
             retry_budget=self._retry_budget, meter=self.meter, limiter=self.limiters,
             lean=self._make_lean(connections) if self._lean_http else None,
@@ -248,6 +251,12 @@ class HMClient:
             rate_limited=rate_limited, timeout=self._call_timeout,
             max_retries=self._call_max_retries,
         )
+
+    @property
+    def transport(self) -> Transport:
+        """The policy loop (and its lanes) this client and its views share: for inspection
+        and tests (``transport.lean`` is the GET lane, None when it is off)."""
+        return self._tx
 
     @property
     def tokens(self) -> TokenProvider:

@@ -49,7 +49,7 @@ from .models import VehicleData, decode_vehicle_data
 
 if TYPE_CHECKING:
     from ._client import HMClient
-    from ._transport import RateLimiter
+    from ._limiter import RateLimiter
     from .models._fleet import Clearance
 
 __all__ = ["BrandProgress", "PollResult", "Progress", "VehicleInput", "WatchResult", "poll",
