@@ -23,8 +23,10 @@ from ._vehicles import normalize_brand
 
 __all__ = [
     "ENVIRONMENTS",
+    "NOT_GIVEN",
     "Backoff",
     "Frozen",
+    "NotGiven",
     "RateLimits",
     "RequestOptions",
     "Timeout",
@@ -212,6 +214,19 @@ REQUEST_BACKOFF = Backoff(0.5, 8.0)
 #: of the client may be waiting for it, and a refresh starts at half a token's life, so
 #: there is time for several attempts before the current token expires.
 TOKEN_BACKOFF = Backoff(0.2, 5.0)
+
+
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: "keep what the client has", where None already means
+    something (``with_options(timeout=None)`` is "no time limit")."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = NotGiven()
 
 
 class RequestOptions(Frozen):
