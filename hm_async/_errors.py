@@ -30,6 +30,10 @@ enough; the subclasses say what went wrong by meaning, not by HTTP detail::
       + InvalidVehicleError         poll: an input item is not a valid VIN/brand (also ValueError)
       + RetryBudgetExhaustedError   the client-wide retry budget is spent (the API looks dead)
 
+Outside this tree on purpose: ``hm_async.webhooks.WebhookError`` (raised to a webhook
+*server*, not by a client call) and ``hm_async.models.UnitConversionError`` (a ``ValueError``
+of unit arithmetic, no API involved).
+
 HM answers errors in three body shapes (``{"errors": [...], "request_id"}``, a bare list of
 error objects, and OAuth's ``{"error", "error_description"}``), and proxies in front of it add
 HTML pages and empty bodies. :func:`error_from_response` turns all of them into the classes
