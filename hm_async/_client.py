@@ -28,6 +28,7 @@ from ._clearance import ClearanceResource, single_get_limiter
 from ._config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_REQUEST_TIMEOUT,
     DNS_CACHE_SECONDS,
     ENVIRONMENTS,
@@ -213,7 +214,7 @@ class HMClient:
         environment: str = "sandbox",
         base_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
-        timeout: Timeout | float | None = 30.0,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         rate_limits: RateLimits | Mapping[str, float] | None = None,

@@ -194,8 +194,8 @@ class TransportError(HMError):
     ``kind`` names the cause in words a caller can branch on: "connect" (the connection
     was never established, so the request was never sent), "tls", "certificate", "reset",
     "closed" (the server hung up before a complete answer), "protocol" (bytes that are not
-    HTTP), "too_large" (a body over the size cap), "shutdown" (the client was closed) or
-    "timeout" (see :class:`HMTimeoutError`).
+    HTTP), "too_large" (a body over the size cap), "shutdown" (the client was closed),
+    "timeout" (see :class:`HMTimeoutError`), or "other".
     """
 
     def __init__(self, message: str, *, kind: str = "other") -> None:
