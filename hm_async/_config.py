@@ -92,6 +92,20 @@ class Frozen:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    # Immutable, so a copy may be the object itself; pickling restores through _init.
+    def __copy__(self) -> Frozen:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Frozen:
+        return self
+
+    def __getstate__(self) -> dict[str, object]:
+        return {name: getattr(self, name) for cls in type(self).__mro__
+                for name in getattr(cls, "__slots__", ())}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._init(**state)
+
 
 class Timeout(Frozen):
     """Per-request time limits in seconds (None disables one).

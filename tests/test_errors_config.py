@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import re
 from pathlib import Path
 
@@ -77,6 +79,14 @@ def test_configuration_objects_are_immutable_the_same_way(config: object) -> Non
         delattr(config, attribute)
     with pytest.raises(AttributeError, match=f"{name} is immutable"):
         config.new_attribute = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("config", [Timeout(5.0, read=2.0), RateLimits({"bmw": 5}, default=2),
+                                    Backoff(0.1, 1.0), RequestOptions(max_retries=1)])
+def test_configuration_objects_copy_and_pickle(config: object) -> None:
+    assert copy.copy(config) is config and copy.deepcopy(config) is config
+    clone = pickle.loads(pickle.dumps(config))
+    assert type(clone) is type(config) and repr(clone) == repr(config)
 
 
 def test_configuration_objects_keep_their_public_names() -> None:
