@@ -34,6 +34,7 @@ import time
 from multidict import CIMultiDict
 from yarl import URL
 
+from ._access_token import AccessToken
 from ._aiohttp_lane import AiohttpLane
 from ._config import Timeout
 from ._errors import (
@@ -53,7 +54,7 @@ from ._network_errors import NOT_SENT_KINDS
 from ._response import Response
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
 from ._slots import Slots
-from ._tokens import AccessToken, TokenProvider
+from ._tokens import TokenProvider
 from ._version import USER_AGENT
 
 __all__ = ["Transport"]

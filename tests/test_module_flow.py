@@ -20,10 +20,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hm_async"
 #: Lowest first. A module may import modules of its own layer (acyclically) and of layers
 #: below. Names are module names relative to ``hm_async`` (fnmatch patterns allowed).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundations: errors, the answer type, VINs and brands", [
-        "_version", "_errors", "_response", "_vehicles", "_slots"]),
+    ("foundations: errors, the answer and token types, VINs and brands", [
+        "_version", "_errors", "_response", "_access_token", "_vehicles", "_slots"]),
     ("configuration, pure policy, credentials, decoding, models, seams", [
-        "_config", "_retry", "_metering", "_decode", "_limiter", "_credentials",
+        "_config", "_retry", "_metering", "_decode", "_limiter", "_credentials", "_shard",
         "models", "models.*"]),
     ("the network-error seam and HTTP/1.1 framing", [
         "_network_errors", "_h1_parser"]),
@@ -34,7 +34,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("the policy loop: retries, budget, 401 replay, limiter, metering", [
         "_transport"]),
     ("resources: what a caller asks for, sent through a Requester", [
-        "_requester", "_vehicle_data", "_clearance", "_static_data", "_progress", "_poll"]),
+        "_requester", "_vehicle_data", "_clearance", "_static_data", "_eligibility_many",
+        "_age_stats", "_progress", "_poll"]),
     ("the client", [
         "_client"]),
     ("the public package and what is built on it: CLI, emulator, webhooks, extras", [
