@@ -88,7 +88,8 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.stats = Stats()
-        self.auth = AuthState()
+        self.auth = AuthState(client_id=config.client_id, client_secret=config.client_secret,
+                              seed=config.seed)
         self.plan = FaultPlan(config.seed)
         self.rng = random.Random(config.seed)
         self.fleet = Fleet(random.Random(None if config.seed is None else config.seed + 1))
