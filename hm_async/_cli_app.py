@@ -520,7 +520,7 @@ def _poll_items(lines: list[str], where: str, brand: str | None
 def poll(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(
-        metavar="[FILE]", help="File of VINs (one per line, or VIN,BRAND; CSV with a header "
+        metavar="FILE", help="File of VINs (one per line, or VIN,BRAND; CSV with a header "
         "works); '-' or nothing reads stdin.")] = "-",
     output: Annotated[str, typer.Option(
         "--output", "-o", metavar="FILE", help="Write JSON Lines here instead of stdout.")
@@ -640,6 +640,10 @@ def demo(
 app.command("emulator", epilog=EMULATOR_EPILOG)(emulator_command)
 
 
+def _no_type(ctx: Any) -> None:  # noqa: ARG001 - the signature typer calls
+    return None
+
+
 def _tidy_help(cmd: Any) -> None:
     """Help without type noise: flags show no type, values show their METAVAR.
 
@@ -656,6 +660,10 @@ def _tidy_help(cmd: Any) -> None:
             param.metavar = ""
         elif param.metavar is None:
             param.metavar = (param.name or "value").upper()
+        if getattr(param, "param_type_name", "") == "argument":
+            # an argument's name (VIN, [FILE]) already says what it is; typer would add
+            # its Python type in a column of its own
+            param.display_type_rich = _no_type
     for sub in (getattr(cmd, "commands", None) or {}).values():
         _tidy_help(sub)
 
