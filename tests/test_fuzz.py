@@ -237,8 +237,11 @@ async def test_client_methods_validate_before_any_request() -> None:
     async with HMClient(ClientCredentials("id", "secret"), base_url="http://127.0.0.1:9") as hm:
         for call in (
             lambda: hm.vehicle_data("WBA-too-short"),
-            lambda: hm.vehicle_data("WBAEMU00000000001", "no-such-brand"),
-            lambda: hm.eligibility("WBAEMU0000000000I", "bmw"),
+            # Issue 13.1/13.2: a well-formed unknown brand and the letter I are accepted
+            # now; a near miss of a known brand and a dash are still refused.
+            lambda: hm.vehicle_data("WBAEMU00000000001", "bmv"),
+            lambda: hm.vehicle_data("WBAEMU00000000001", "no such brand!"),
+            lambda: hm.eligibility("WBAEMU0000000000-", "bmw"),
             lambda: hm.eligibility("WBAEMU00000000001", "tesla"),  # not an eligibility brand
             lambda: hm.clearance.list(statuses=["aproved"]),
             lambda: hm.clearance.list(vins="WBAEMU00000000001"),
