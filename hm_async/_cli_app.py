@@ -592,6 +592,8 @@ def poll(
         if p.ok > 0:
             return ExitCode.PARTIAL_FAILURE
         worst = max(p.errors().items(), key=lambda kv: kv[1])[0]
+        if worst == "InvalidVehicleError":  # nothing in the input named a vehicle
+            return ExitCode.USAGE
         return ExitCode.AUTH if worst in ("AuthenticationError", "TokenRefusedError") \
             else ExitCode.API
 

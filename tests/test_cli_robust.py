@@ -289,6 +289,7 @@ async def test_emulator_help_shows_defaults_and_unambiguous_key_options() -> Non
                  "--tls-key", "--client-id", "--seed"):
         assert text in run.text, text
     assert "--keyfile" not in run.text and "--key-file" not in run.text
+    assert not re.search(r"<(bool|str|int|float|list\[[a-z]+\]|path)\b", run.text), run
     via_module = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hm_async.emulator", "--help", stdout=asyncio.subprocess.PIPE)
     out, _ = await via_module.communicate()
@@ -322,9 +323,9 @@ async def test_errors_name_options_and_network_problems_plainly() -> None:
 
 
 async def test_help_has_no_type_noise_and_one_env_style() -> None:
-    commands = [(), ("poll",), ("data",), ("token",), ("eligibility",), ("demo",),
-                ("emulator",), ("clearance",), ("clearance", "list"),
-                ("clearance", "request"), ("clearance", "get"), ("clearance", "delete")]
+    # one command of each kind of parameter: flags, counts, lists, ranges, optional
+    # arguments (the emulator's help is checked below)
+    commands = [(), ("poll",), ("clearance", "list"), ("clearance", "request"), ("demo",)]
     runs = await asyncio.gather(*(cli(*cmd, "--help") for cmd in commands))
     for cmd, run in zip(commands, runs, strict=True):
         assert run.code == 0, (cmd, run)
