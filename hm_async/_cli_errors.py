@@ -74,6 +74,9 @@ def _network(exc: TransportError, origin: str | None) -> str | None:
         if isinstance(cause, aiohttp.ClientConnectorError):
             if isinstance(cause.os_error, socket.gaierror):
                 return f"cannot resolve host {cause.host}"
+            if isinstance(cause.os_error, ssl.SSLError):
+                return (f"TLS failure talking to {cause.host}:{cause.port}: "
+                        f"{cause.os_error.reason or cause.os_error.strerror}")
             return f"cannot connect to {cause.host}:{cause.port}: {_strerror(cause.os_error)}"
         if isinstance(cause, aiohttp.ServerDisconnectedError):
             return f"{where} closed the connection without answering"

@@ -271,8 +271,16 @@ async def test_emulator_tls_options_and_port_in_use(tmp_path: Path) -> None:
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     info, proc = await _announce("--tls-cert", str(cert_file), "--tls-key", str(key_file))
-    await _stop(proc)
-    assert str(info["url"]).startswith("https://127.0.0.1:")
+    try:
+        assert str(info["url"]).startswith("https://127.0.0.1:")
+        # verification stays on: a private CA the client was not given is refused, plainly
+        untrusted = await cli("--base-url", str(info["url"]), "--client-id",
+                              str(info["client_id"]), "token",
+                              env=clean_env(HM_CLIENT_SECRET=str(info["client_secret"])))
+    finally:
+        await _stop(proc)
+    assert untrusted.code == ExitCode.API and one_error_line(untrusted), untrusted
+    assert "TLS certificate of 127.0.0.1:" in untrusted.err and "not trusted" in untrusted.err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
