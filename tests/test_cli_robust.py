@@ -367,3 +367,31 @@ async def test_demo_numbers_agree() -> None:
     assert "1 token request" in text
     bmw = re.search(r"bmw ran at (\d+) req/s against the server's 25", text)
     assert bmw and int(bmw.group(1)) <= 27, run
+
+
+# -- in-process details of the above ---------------------------------------------------------
+
+def test_hoisting_moves_only_global_options_of_commands_that_take_them() -> None:
+    from hm_async.cli import hoist_global_options
+
+    assert hoist_global_options(["data", "VIN", "--credentials", "f.json", "-vv"]) == [
+        "--credentials", "f.json", "-vv", "data", "VIN"]
+    assert hoist_global_options(["-v", "poll", "x.txt", "--base-url=http://h", "-o", "o"]) == [
+        "-v", "--base-url=http://h", "poll", "x.txt", "-o", "o"]
+    # the emulator's own --client-id, and anything after "--", stay where they are
+    assert hoist_global_options(["emulator", "--client-id", "a"]) == [
+        "emulator", "--client-id", "a"]
+    assert hoist_global_options(["poll", "--", "--base-url"]) == ["poll", "--", "--base-url"]
+
+
+def test_resume_drops_a_line_cut_short_and_refuses_foreign_files(tmp_path: Path) -> None:
+    from hm_async._cli_input import InputError, resume_point
+
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"vin":"WBAEMU00000000001","ok":true}\n{"vin":"WBAEMU000000')
+    assert resume_point(str(out)) == {"WBAEMU00000000001"}
+    assert out.read_bytes() == b'{"vin":"WBAEMU00000000001","ok":true}\n'
+    assert resume_point(str(tmp_path / "missing.jsonl")) == set()
+    out.write_text("vin,brand\n")
+    with pytest.raises(InputError, match="line 1 is not a result line"):
+        resume_point(str(out))
