@@ -250,7 +250,7 @@ class EmulatorServer:
             return _api_error(422, "Invalid input", "vin", "vin can't be blank")
         if len(vin) != 17:
             return _api_error(422, "Invalid input", "vin", "vin should be 17 character(s)")
-        if not vin.isalnum() or not vin.isascii() or vin != vin.upper():
+        if not vin.isalnum() or not vin.isascii():
             return _api_error(422, "Invalid input", "vin", "vin is invalid")
         if not isinstance(brand, str) or brand not in ELIGIBILITY_BRANDS:
             return _api_error(422, "Invalid input", "brand", "The brand is invalid")
