@@ -295,7 +295,8 @@ def summary_table(outcome: PollOutcome, hm: HMClient, *, title: str = "Poll summ
     for brand in sorted(progress.brands):
         b = progress.brands[brand]
         known = brand != "unknown"
-        table.add_row(brand, str(b.done), str(b.ok), str(b.failed), _kinds(b.errors),
+        label = brand if known else "(brand unknown)"  # VINs that never got to a request
+        table.add_row(label, str(b.done), str(b.ok), str(b.failed), _kinds(b.errors),
                       str(calls.get(brand, 0)) if known else "-",
                       _pace(pacing.get(brand), outcome.achieved_rate(brand)) if known else "-")
     if calls.get(NO_BRAND):
