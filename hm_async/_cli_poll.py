@@ -289,8 +289,8 @@ def summary_table(outcome: PollOutcome, hm: HMClient, *, title: str = "Poll summ
     table.add_column("ok", justify="right", style="green", footer=str(progress.ok))
     table.add_column("failed", justify="right", style="red", footer=str(progress.failed))
     table.add_column("errors by kind", footer=_kinds(progress.errors()))
-    table.add_column("API calls", justify="right", footer=str(usage.total_calls))
-    table.add_column("pace")
+    table.add_column("HTTP calls", justify="right", footer=str(usage.total_calls))
+    table.add_column("rate reached (pacing)")
     pacing = hm.limiters.snapshot()
     for brand in sorted(progress.brands):
         b = progress.brands[brand]
