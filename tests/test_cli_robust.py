@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from cli_runner import clean_env, cli, emu_args, emu_env, one_error_line, start
+from cli_runner import HM_ASYNC, clean_env, cli, emu_args, emu_env, one_error_line, start
 
 from hm_async._cli_config import ExitCode
 from hm_async.emulator import Emulator, EmulatorConfig
@@ -87,19 +87,17 @@ async def test_a_full_disk_mid_poll_is_one_line_with_its_own_exit_code(tmp_path:
 
 async def test_a_closed_pipe_stops_the_poll_with_one_line(tmp_path: Path) -> None:
     async with Emulator(EmulatorConfig(vehicles=300, latency=0.01)) as emu:
-        proc = await start(*emu_args(emu), "poll", str(_vin_file(tmp_path, emu)),
-                           "--no-progress", env=emu_env(emu), stdin=asyncio.subprocess.DEVNULL)
-        assert proc.stdout is not None and proc.stderr is not None
-        first = await asyncio.wait_for(proc.stdout.readline(), 30)  # what `head -1` does
-        assert json.loads(first)["vin"]
-        proc.stdout.feed_eof()
-        transport = proc._transport  # type: ignore[attr-defined]
-        transport.get_pipe_transport(1).close()  # the reader goes away
-        err = await asyncio.wait_for(proc.stderr.read(), 30)
-        code = await proc.wait()
+        # exactly what a user types: hm-async poll vins.txt | head -1
+        script = '"$0" "$@" | head -1; exit "${PIPESTATUS[0]}"'
+        proc = await asyncio.create_subprocess_exec(
+            "bash", "-c", script, str(HM_ASYNC), *emu_args(emu), "poll",
+            str(_vin_file(tmp_path, emu)), "--no-progress", stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=emu_env(emu))
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
         polled = emu.stats.count(route="vehicle_data")
     text = err.decode()
-    assert code == ExitCode.BROKEN_PIPE == 141, text
+    assert json.loads(out)["vin"]  # head got its one line
+    assert proc.returncode == ExitCode.BROKEN_PIPE == 141, text
     assert text.count("\n") == 1 and "Traceback" not in text and "Exception ignored" not in text
     assert "cannot write stdout: the reader closed the pipe" in text
     assert polled < 300  # it stopped instead of polling the rest for nobody
