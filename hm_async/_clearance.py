@@ -165,7 +165,7 @@ class ClearanceResource:
 
     async def get(self, vin: str) -> Clearance:
         """The clearance of one VIN. HM allows 60 of these a minute: prefer :meth:`list`."""
-        validate_vin(vin)
+        vin = validate_vin(vin)
         await self._single_get_limiter.acquire()
         resp = await self._requester.request("GET", self._url("/" + vin),
                                              endpoint="clearance.get", idempotent=True)
@@ -219,7 +219,7 @@ class ClearanceResource:
         A second delete raises :class:`~hm_async.ConflictError`. Not retried after an
         ambiguous failure, since the first attempt may have been applied.
         """
-        validate_vin(vin)
+        vin = validate_vin(vin)
         resp = await self._requester.request("DELETE", self._url("/" + vin),
                                              endpoint="clearance.delete", idempotent=False)
         return decode(CLEARANCE_DECODER, resp.body, what="clearance", path="/v1/fleets/vehicles"

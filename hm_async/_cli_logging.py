@@ -21,7 +21,7 @@ import sys
 __all__ = ["configure_logging"]
 
 #: DEBUG messages that ``-v`` shows: the library's retry and token events.
-_EVENT_PREFIXES = ("retry", "token")
+_EVENT_PREFIXES = ("retry", "resend", "token")
 
 
 class _EventsOnly(logging.Filter):

@@ -269,7 +269,7 @@ def _short(name: str) -> str:
 #: How the summary names the metered endpoints.
 _ENDPOINT_LABELS = {"vehicle_data": "vehicle data", "clearance.list": "clearance list",
                     "clearance.get": "clearance get", "eligibility": "eligibility",
-                    "token": "token"}
+                    "access_tokens": "token requests"}
 
 
 def summary_table(outcome: PollOutcome, hm: HMClient, *, title: str = "Poll summary",
@@ -330,7 +330,7 @@ def _caption(outcome: PollOutcome, hm: HMClient, resume_hint: str | None) -> lis
     parts.append(f"{usage.total_retries:,} retries")
     cost = f"HTTP calls: {usage.total_calls:,} = {' + '.join(parts)}"
     tokens = hm.tokens.requests_made
-    if not any(e.startswith("token") for e in per_endpoint):
+    if "access_tokens" not in per_endpoint:
         cost += f" · {tokens} token request(s)"
     cost += " (a token lives 5 minutes and is renewed from half its life)"
     lines.append(cost)

@@ -354,7 +354,7 @@ class HMClient:
 
     async def eligibility(self, vin: str, brand: str) -> Eligibility:
         """Whether ``vin`` of ``brand`` can deliver data (Eligibility API)."""
-        validate_vin(vin)
+        vin = validate_vin(vin)
         brand = normalize_brand(brand, allowed=ELIGIBILITY_BRANDS)
         body = msgspec.json.encode({"vin": vin, "brand": brand})
         requester = self._requester

@@ -43,7 +43,7 @@ class VehicleDataResource:
 
     async def raw(self, vin: str, brand: str | None = None) -> bytes:
         """The body HM sent, after validating ``vin`` and normalising ``brand``."""
-        validate_vin(vin)
+        vin = validate_vin(vin)
         if brand is not None:
             brand = normalize_brand(brand)
         return (await self.request(vin, brand)).body
