@@ -6,7 +6,8 @@ Why it exists: a fleet poll is tens of thousands of identical GETs, and aiohttp'
 ``StreamReader`` per body) -- three times what the exchange itself costs on an asyncio
 protocol. This lane writes one prebuilt request (``GET <target> HTTP/1.1`` plus a header
 block built once per token) on a pooled connection and parses the answer with
-:class:`~hm_async._h1_parser.ResponseParser`; ``benchmarks/fanout.py`` measures the gain.
+:class:`~hm_async._h1_parser.ResponseParser` (llhttp); ``benchmarks/fanout.py`` measures
+the gain.
 
 It is deliberately narrow, and everything else stays on aiohttp:
 
@@ -70,7 +71,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         waiter = self.waiter
         if waiter is None or waiter.done():
-            self.close()  # bytes nobody asked for: the connection is out of step
+            self._between_answers(data)
             return
         if self.pool.tracks_reads:
             self.last_read = self.pool.now()
@@ -83,6 +84,17 @@ class _Connection(asyncio.Protocol):
             return
         if response is not None:
             waiter.set_result(response)
+
+    def _between_answers(self, data: bytes) -> None:
+        """Bytes while no request waits: empty lines are ignored (RFC 9112 2.2: a server may
+        end an answer with an extra CRLF, and TCP may deliver it on its own); anything else
+        nobody asked for, and the connection is out of step."""
+        try:
+            if self.parser.feed(data) is None and not self.parser.started:
+                return
+        except ProtocolError:
+            pass
+        self.close()
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows

@@ -455,6 +455,29 @@ async def test_answer_followed_by_stray_bytes_is_not_reused(serve: ServeFactory,
     assert pool.in_use == 0 and not pool._idle
 
 
+@pytest.mark.parametrize("segments", ["shared", "separate"])
+async def test_an_empty_line_after_an_answer_is_ignored(serve: ServeFactory, pools: PoolFactory,
+                                                        segments: str) -> None:
+    # RFC 9112 2.2. Found against real servers: the old parser failed the GET when the CRLF
+    # shared a segment with the answer, and dropped the connection when it came on its own.
+    async def crlf_after_each_answer(peer: Peer) -> None:
+        while await peer.request() is not None:
+            if segments == "shared":
+                await peer.send(OK + b"\r\n")
+            else:
+                await peer.send(OK)
+                await asyncio.sleep(0.02)
+                await peer.send(b"\r\n")
+
+    server = await serve(crlf_after_each_answer)
+    pool = pools(server.port)
+    for _ in range(3):
+        assert (await get(pool)).body == b"ok"
+        await asyncio.sleep(0.05)  # the CRLF has arrived on the idle connection
+    assert server.accepted == 1  # one connection, kept and reused
+    assert server.client_closed == 0 and pool.in_use == 0
+
+
 # -- time limits ------------------------------------------------------------------------------
 
 async def test_total_timeout_when_the_server_never_answers(serve: ServeFactory,
