@@ -67,6 +67,7 @@ _CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _CONTENT_ENCODING = range(4)
 _FIELDS = {b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
            b"connection": _CONNECTION, b"content-encoding": _CONTENT_ENCODING}
+_FIELD_NAME_LENGTHS = frozenset(len(name) for name in _FIELDS)
 
 _BOTH_FRAMINGS = "conflicting framing: Transfer-Encoding together with Content-Length"
 
@@ -134,10 +135,10 @@ class ResponseParser:
     raises the original.
     """
 
-    __slots__ = ("_body", "_body_size", "_chunked", "_close", "_done", "_encoding", "_error",
-                 "_head_size", "_headers_done", "_http10", "_interim", "_keep_alive",
-                 "_keep_alive_token", "_length", "_max_body", "_pairs", "_parser", "_progress",
-                 "_silent", "_status", "_trailer_size", "_trailers", "_until_eof", "started")
+    __slots__ = ("_body", "_body_size", "_chunked", "_done", "_encoding", "_error", "_feeding",
+                 "_fields", "_headers_done", "_interim", "_keep_alive", "_max_body", "_parser",
+                 "_progress", "_silent", "_status", "_trailer_size", "_trailers", "_until_eof",
+                 "started")
 
     def __init__(self, max_body: int) -> None:
         self._max_body = max_body
@@ -146,24 +147,20 @@ class ResponseParser:
         self._error: ProtocolError | None = None
         self._interim = 0  # interim answers before the current one
         self._progress = False  # did the parser get past a line in this feed?
-        # the current answer (reset by _begin)
-        self._pairs: list[tuple[str, str]] = []
+        self._silent = 0  # bytes fed since the parser last got past a line
+        self._feeding = 0  # the length of the bytes being fed
+        # the current answer, reset by on_message_begin
+        self._fields: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._body_size = 0
-        self._head_size = 0
         self._headers_done = False
-        self._status = 0
-        self._length = -1  # Content-Length; -1 without one
+        self._status = 0  # 0 until the head of a final (non-1xx) answer is complete
         self._chunked = False
         self._encoding = ""
-        self._http10 = False
         self._keep_alive = True
-        self._keep_alive_token = False
-        self._close = False
         self._until_eof = False
         self._trailers = 0
         self._trailer_size = 0
-        self._silent = 0  # bytes fed since the parser last got past a line
         self.started = False
 
     # -- the interface -----------------------------------------------------------------------
@@ -175,6 +172,7 @@ class ResponseParser:
         bytes other than empty lines after a complete answer (a GET gets exactly one).
         """
         self._progress = False
+        self._feeding = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -198,61 +196,103 @@ class ResponseParser:
 
     def feed_eof(self) -> ParsedResponse | None:
         """The server closed the connection: the answer if that is how its body ends."""
-        if self._until_eof and self._headers_done:
+        if self._until_eof:
             return self._finish()
         if self.started:
             raise ProtocolError("connection closed before the answer was complete")
         return None
 
-    # -- llhttp's callbacks --------------------------------------------------------------------
+    # -- llhttp's callbacks (the hot path: about a dozen calls per answer) ---------------------
 
     def on_message_begin(self) -> None:
         if self._done is not None:
             raise self._fail("bytes after the end of the answer")
         self._progress = True
-        self._begin()
+        self.started = True
+        self._fields = []
+        self._headers_done = False
+        self._silent = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._progress = True
+        # Only keep the field; the head is looked at once it is complete. No progress is
+        # marked here, so the bytes of a head arriving in many segments add up to the head
+        # limit in feed().
         if self._headers_done:
             self._trailer(name, value)
-            return
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > MAX_HEAD_BYTES:
-            raise self._fail(f"answer head longer than {MAX_HEAD_BYTES} bytes")
-        kind = _FIELDS.get(name.lower())
-        if kind is not None:
-            self._framing_field(kind, value)
-        self._pairs.append((name.decode("latin-1"), value.decode("latin-1")))
+        else:
+            self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._progress = True
         self._headers_done = True
         parser = self._parser
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             raise self._fail(f"not an HTTP/1.x status line (HTTP/{version})")
         status = parser.get_status_code()
         if status < 100:
             raise self._fail(f"bad status code {status}")
+        fields = self._fields
+        if (self._silent + self._feeding > MAX_HEAD_BYTES  # else the head is shorter
+                and sum(len(name) + len(value) + 4 for name, value in fields) > MAX_HEAD_BYTES):
+            raise self._fail(f"answer head longer than {MAX_HEAD_BYTES} bytes")
+        length = -1
+        chunked = close = keep_alive_token = False
+        encoding = ""
+        for name, value in fields:
+            if len(name) in _FIELD_NAME_LENGTHS:  # spares most fields the lower()
+                kind = _FIELDS.get(name.lower())
+                if kind == _CONTENT_LENGTH:
+                    # llhttp has checked the digits and refused a second field or overflow
+                    digits = value.lstrip(b"0")
+                    if len(digits) > 18:  # int() refuses over 4300 digits with a ValueError
+                        raise self._fail(self._too_big())
+                    length = int(digits or b"0")
+                elif kind == _TRANSFER_ENCODING:
+                    # hm_async sends no TE header, so only plain chunked is acceptable; any
+                    # other coding (or a list, or a second field) is refused, not guessed at
+                    # (llhttp would read such a body until the connection closes)
+                    if chunked or value.lower() != b"chunked":
+                        raise self._fail(f"unsupported Transfer-Encoding {value[:40]!r}")
+                    chunked = True
+                elif kind == _CONNECTION:
+                    tokens = {t.strip() for t in value.lower().split(b",")}
+                    if b"close" in tokens:
+                        close = True
+                    elif b"keep-alive" in tokens:
+                        keep_alive_token = True
+                elif kind == _CONTENT_ENCODING:
+                    coding = value.lower().decode("latin-1")
+                    if coding != "identity":
+                        if encoding:  # one coding is all we advertise and all we undo
+                            raise self._fail("more than one Content-Encoding")
+                        encoding = coding
         if status < 200:
-            self._interim_answer(status)
+            self._interim_answer(status, chunked or length >= 0)
             return
-        self._status = status
-        self._http10 = version == "1.0"
-        keep_alive = (self._keep_alive_token or not self._http10) and not self._close
-        if self._http10 and self._chunked:
+        http10 = version == "1.0"
+        keep_alive = (keep_alive_token or not http10) and not close
+        if http10 and chunked:
             keep_alive = False  # RFC 9112 6.1: chunked framing in HTTP/1.0 is faulty
-        if self._encoding and self._encoding not in _CODINGS:
-            raise self._fail(f"unsupported Content-Encoding {self._encoding!r}")
+        if encoding and encoding not in _CODINGS:
+            raise self._fail(f"unsupported Content-Encoding {encoding!r}")
+        until_eof = False
         if status in _NO_BODY_STATUSES:
-            self._length = 0
-        elif self._length > self._max_body:
+            pass
+        elif length > self._max_body:
             raise self._fail(self._too_big())
-        elif self._length < 0 and not self._chunked:
-            self._until_eof = True
+        elif length < 0 and not chunked:
+            until_eof = True
             keep_alive = False
+        self._status = status
+        self._chunked = chunked
+        self._encoding = encoding
         self._keep_alive = keep_alive
+        self._until_eof = until_eof
+        self._body = []
+        self._body_size = 0
+        self._trailers = 0
+        self._trailer_size = 0
 
     def on_body(self, body: bytes) -> None:
         self._progress = True
@@ -274,58 +314,10 @@ class ResponseParser:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _begin(self) -> None:
-        """A new answer (or interim answer) begins."""
-        self.started = True
-        self._pairs = []
-        self._body = []
-        self._body_size = 0
-        self._head_size = 0
-        self._headers_done = False
-        self._status = 0
-        self._length = -1
-        self._chunked = False
-        self._encoding = ""
-        self._http10 = False
-        self._keep_alive = True
-        self._keep_alive_token = False
-        self._close = False
-        self._until_eof = False
-        self._trailers = 0
-        self._trailer_size = 0
-        self._silent = 0
-
-    def _framing_field(self, kind: int, value: bytes) -> None:
-        if kind == _CONTENT_LENGTH:
-            # llhttp has checked the digits and refused a second field or an overflow
-            digits = value.lstrip(b"0")
-            if len(digits) > 18:  # int() refuses more than 4300 digits with a ValueError
-                raise self._fail(self._too_big())
-            self._length = int(digits or b"0")
-        elif kind == _TRANSFER_ENCODING:
-            # hm_async sends no TE header, so only plain chunked is acceptable; any other
-            # coding (or a list, or a second field) is refused, not guessed at (llhttp would
-            # read such a body until the connection closes)
-            if self._chunked or value.lower() != b"chunked":
-                raise self._fail(f"unsupported Transfer-Encoding {value[:40]!r}")
-            self._chunked = True
-        elif kind == _CONNECTION:
-            tokens = {t.strip() for t in value.lower().split(b",")}
-            if b"close" in tokens:
-                self._close = True
-            elif b"keep-alive" in tokens:
-                self._keep_alive_token = True
-        else:
-            coding = value.lower().decode("latin-1")
-            if coding != "identity":
-                if self._encoding:  # one coding is all we advertise and all we undo
-                    raise self._fail("more than one Content-Encoding")
-                self._encoding = coding
-
-    def _interim_answer(self, status: int) -> None:
+    def _interim_answer(self, status: int, framed: bool) -> None:
         if status == 101:
             raise self._fail("unexpected protocol switch (101)")
-        if self._chunked or self._length >= 0:
+        if framed:
             # RFC 9110 15.2: a 1xx answer has no content (llhttp would read one for 1xx
             # codes other than 100, 102 and 103)
             raise self._fail(f"interim answer {status} with a body")
@@ -335,6 +327,7 @@ class ResponseParser:
 
     def _trailer(self, name: bytes, value: bytes) -> None:
         """A trailer field: counted, bounded and ignored."""
+        self._progress = True
         self._trailers += 1
         self._trailer_size += len(name) + len(value) + 4
         if self._trailers > MAX_TRAILER_FIELDS:
@@ -347,10 +340,11 @@ class ResponseParser:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._encoding:
             body = self._inflate(body)
-        response = ParsedResponse(self._status, CIMultiDictProxy(CIMultiDict(self._pairs)),
-                                  body, self._keep_alive)
+        headers = CIMultiDict([(name.decode("latin-1"), value.decode("latin-1"))
+                               for name, value in self._fields])
+        response = ParsedResponse(self._status, CIMultiDictProxy(headers), body,
+                                  self._keep_alive)
         self._body = []
-        self._pairs = []
         self._status = 0
         self._until_eof = False
         self._interim = 0
