@@ -30,6 +30,7 @@ allows keep-alive.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl as ssl_module
 from collections.abc import Mapping
@@ -138,6 +139,9 @@ class LeanHTTP:
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
         self._closed = False
+        self._timed: set[_Timer] = set()  # requests in flight with time limits
+        self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks them
+        self._sweep_at = math.inf
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
         default_port = 443 if ssl is not None else 80
         name = f"[{host}]" if ":" in host else host
@@ -205,6 +209,38 @@ class LeanHTTP:
     def now(self) -> float:
         assert self.loop is not None
         return self.loop.time()
+
+    def track(self, timer: _Timer, at: float) -> None:
+        """A request with time limits is in flight; the sweep must look at it by ``at``."""
+        self._timed.add(timer)
+        if self._sweep_at > at:
+            if self._sweep is not None:
+                self._sweep.cancel()
+            assert self.loop is not None
+            self._sweep_at = at
+            self._sweep = self.loop.call_at(at, self._sweep_timers)
+
+    def untrack(self, timer: _Timer) -> None:
+        self._timed.discard(timer)
+        if not self._timed and self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+            self._sweep_at = math.inf
+
+    def _sweep_timers(self) -> None:
+        """The pool's one timer: fail the requests out of time, re-arm for the rest."""
+        self._sweep = None
+        self._sweep_at = math.inf
+        assert self.loop is not None
+        now = self.loop.time()
+        timed = self._timed
+        for timer in list(timed):
+            if timer.expired(now):
+                timed.discard(timer)
+        if timed:
+            at = min(timer.check_at() for timer in timed)
+            self._sweep_at = at
+            self._sweep = self.loop.call_at(at, self._sweep_timers)
 
     def forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
@@ -334,15 +370,23 @@ class LeanHTTP:
 
 
 class _Timer:
-    """The time limits of one request: a single timer handle that fires at the nearer of
-    the total and the read limit, and re-arms itself while data keeps arriving."""
+    """The time limits of one request: ``total`` (a deadline) and ``read`` (the longest
+    silence), checked by its pool's one sweep timer.
 
-    __slots__ = ("conn", "deadline", "handle", "loop", "read", "target", "total", "waiter")
+    Why not a timer per request: arming and cancelling a loop timer for each of tens of
+    thousands of GETs costs CPU on every exchange, while nearly all of them end long before
+    their limits. The pool keeps one loop timer, armed for the earliest moment any request
+    in flight could run out of time; a request only registers here and drops out when it
+    ends. When the sweep fires it fails the requests whose limit has passed (the total
+    deadline wins over the read limit, as before) and re-arms for the next earliest; data
+    that arrived meanwhile only moved ``last_read``, so no timer is touched per read.
+    """
+
+    __slots__ = ("conn", "deadline", "read", "target", "total", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: _Connection,
                  waiter: asyncio.Future[ParsedResponse], target: str,
                  deadline: float | None, total: float | None, read: float | None) -> None:
-        self.loop = loop
         self.conn = conn
         self.waiter = waiter
         self.target = target
@@ -350,9 +394,10 @@ class _Timer:
         self.total = total
         self.read = read
         conn.last_read = loop.time()
-        self.handle = loop.call_at(self._next_check(), self.fire)
+        conn.pool.track(self, self.check_at())
 
-    def _next_check(self) -> float:
+    def check_at(self) -> float:
+        """When this request's limits next need a look."""
         at = self.deadline
         if self.read is not None:
             silence_ends = self.conn.last_read + self.read
@@ -360,22 +405,22 @@ class _Timer:
         assert at is not None
         return at
 
-    def fire(self) -> None:
+    def expired(self, now: float) -> bool:
+        """Fail the request if a limit has passed (True: it is done with)."""
         if self.waiter.done():
-            return
-        now = self.loop.time()
+            return True
         if self.deadline is not None and now >= self.deadline:
             kind, seconds = "total", self.total
         elif self.read is not None and now >= self.conn.last_read + self.read:
             kind, seconds = "read", self.read
-        else:  # data arrived since the timer was armed
-            self.handle = self.loop.call_at(self._next_check(), self.fire)
-            return
+        else:
+            return False
         self.waiter.set_exception(
             HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
+        return True
 
     def cancel(self) -> None:
-        self.handle.cancel()
+        self.conn.pool.untrack(self)
 
 
 def _abandon(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Connection]]) -> None:
