@@ -14,9 +14,11 @@ It is deliberately narrow, and everything else stays on aiohttp:
 * GET only. A GET is idempotent, so a pooled connection that turns out to have been closed
   by the server before any byte of the answer arrived is retried once on a new connection
   (as aiohttp and browsers do), which is safe.
-* One origin: the client's ``base_url``. The bearer token goes nowhere else, redirects are
-  answers (the transport refuses to follow them), and there is no proxy support -- clients
-  that need a proxy, trace hooks or their own session use aiohttp for everything.
+* One origin: the client's ``base_url``. The bearer token goes nowhere else, and redirects
+  are answers (the transport refuses to follow them). Through an HTTP forward proxy
+  (``proxy=``), each connection is a CONNECT tunnel to that origin (:mod:`._h1_proxy`):
+  one extra round trip per new connection, none per request. Clients that need trace hooks
+  or their own session use aiohttp for everything.
 * TLS through the standard :mod:`ssl` module, with the same verification as the aiohttp
   connector (the default context, or the one the caller gave).
 
@@ -39,6 +41,7 @@ import aiohappyeyeballs
 
 from ._errors import HMTimeoutError, TransportError
 from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
+from ._h1_proxy import ProxyConfig, open_tunnel
 
 __all__ = ["LeanHTTP"]
 
@@ -128,10 +131,14 @@ class LeanHTTP:
     """A pool of keep-alive HTTP/1.1 connections to one origin, for GET requests."""
 
     def __init__(self, host: str, port: int, *, ssl: ssl_module.SSLContext | None,
-                 max_idle: int, keepalive: float, max_body: int) -> None:
+                 max_idle: int, keepalive: float, max_body: int,
+                 proxy: str | ProxyConfig | None = None) -> None:
         self.host = host
         self.port = port
         self.ssl = ssl
+        #: the forward proxy every connection tunnels through (its password stays private)
+        self.proxy = proxy if proxy is None or isinstance(proxy, ProxyConfig) else ProxyConfig(
+            proxy)
         self.max_idle = max_idle
         self.keepalive = keepalive
         self.max_body = max_body
@@ -322,16 +329,21 @@ class LeanHTTP:
 
     async def _open(self, loop: asyncio.AbstractEventLoop,
                     ) -> tuple[asyncio.BaseTransport, _Connection]:
-        """Resolve, connect with happy eyeballs (RFC 8305), then TLS if configured.
+        """Resolve, connect with happy eyeballs (RFC 8305), tunnel through the proxy if
+        there is one, then TLS if configured.
 
         aiohappyeyeballs is what aiohttp's connector uses: a host whose IPv6 route is dead
         costs 0.25 s instead of a connect timeout, and, unlike the standard library's
         version on Python < 3.12, it closes the sockets of the attempts it abandons.
         """
-        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        proxy = self.proxy
+        host, port = (self.host, self.port) if proxy is None else (proxy.host, proxy.port)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         sock = await aiohappyeyeballs.start_connection(
             infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
         try:
+            if proxy is not None:  # then TLS and HTTP run inside the tunnel, as direct
+                await open_tunnel(loop, sock, proxy, self.host, self.port)
             return await loop.create_connection(
                 lambda: _Connection(self), sock=sock, ssl=self.ssl,
                 server_hostname=self.host if self.ssl is not None else None)
