@@ -23,13 +23,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import urllib.request
 
 from yarl import URL
 
-__all__ = ["MAX_PROXY_ANSWER_BYTES", "ProxyConfig", "ProxyError", "open_tunnel"]
+__all__ = ["MAX_PROXY_ANSWER_BYTES", "ProxyConfig", "ProxyError", "open_tunnel",
+           "proxy_from_env"]
 
 #: The proxy's answer to CONNECT is a status line and a few header fields.
 MAX_PROXY_ANSWER_BYTES = 16 * 1024
+
+
+def proxy_from_env(origin: str | URL) -> str | None:
+    """The proxy the environment names for ``origin`` (``trust_env``), or None.
+
+    ``HTTPS_PROXY`` for an https origin, ``HTTP_PROXY`` for an http one (either case, as
+    curl and aiohttp read them), and None when ``NO_PROXY`` covers the origin's host. The
+    standard library's reading of the variables, which aiohttp's ``trust_env`` also uses.
+    """
+    url = URL(origin)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme)
+    if not proxy or not url.host:
+        return None
+    if urllib.request.proxy_bypass(url.host):  # NO_PROXY (the environment first)
+        return None
+    return proxy
 
 
 class ProxyError(OSError):

@@ -27,6 +27,7 @@ import trustme
 
 from hm_async import HMClient, HMTimeoutError, TransportError
 from hm_async._h1_pool import LeanHTTP
+from hm_async._h1_proxy import proxy_from_env
 from hm_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -1073,3 +1074,18 @@ def test_proxy_urls_other_than_plain_http_are_refused() -> None:
         with pytest.raises(ValueError, match="proxy"):
             LeanHTTP("api.example", 443, ssl=None, max_idle=1, keepalive=1, max_body=1,
                      proxy=url)
+
+
+def test_proxy_from_the_environment_honours_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                 "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert proxy_from_env("https://api.high-mobility.com") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://plain:8080")
+    assert proxy_from_env("https://api.high-mobility.com/v1") == "http://egress:3128"
+    assert proxy_from_env("http://127.0.0.1:8000") == "http://plain:8080"
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal.example")
+    assert proxy_from_env("http://127.0.0.1:8000") is None
+    assert proxy_from_env("https://hm.internal.example") is None
+    assert proxy_from_env("https://api.high-mobility.com") == "http://egress:3128"
