@@ -567,6 +567,35 @@ async def test_no_time_limits_at_all(serve: ServeFactory, pools: PoolFactory) ->
     assert (await get(pool, total=None, connect=None, read=None)).body == b"ok"
 
 
+async def test_time_limits_cost_no_loop_timer_per_request(serve: ServeFactory,
+                                                          pools: PoolFactory) -> None:
+    # One sweep timer per pool checks every request in flight (issue 12 point 6): counted on
+    # the running loop, 200 GETs with total and read limits arm a handful of timers, where
+    # a timer per request armed (and cancelled) 200.
+    server = await serve(keep_answering)
+    pool = pools(server.port, max_idle=8)
+    loop = asyncio.get_running_loop()
+    armed = 0
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: Any, *args: Any,
+                         context: Any = None) -> asyncio.TimerHandle:
+        nonlocal armed
+        armed += 1
+        return call_at(when, callback, *args, context=context)
+
+    await asyncio.gather(*(get(pool) for _ in range(8)))  # connections made, outside the count
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    try:
+        for _ in range(25):
+            answers = await asyncio.gather(*(get(pool, total=5.0, read=2.0) for _ in range(8)))
+            assert all(a.body == b"ok" for a in answers)
+    finally:
+        del loop.call_at  # type: ignore[method-assign]
+    assert server.accepted == 8
+    assert armed <= 30, armed
+
+
 @pytest.fixture
 async def unanswered_port() -> AsyncIterator[int]:
     """A port whose SYNs go unanswered: a listener that never accepts, its backlog full.
