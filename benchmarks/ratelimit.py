@@ -3,8 +3,9 @@
 Run: ``python benchmarks/ratelimit.py``. Measures, per call:
   * ``await acquire()`` for an unlimited brand (the fast path: no lock, no limiter),
   * ``on_success()`` for an adaptive brand (every accepted request of a fleet job),
-  * ``await acquire()`` for a fixed brand paced at 5000/s (lock + aiolimiter + window log):
-    CPU time per grant, since the wall time is the pacing itself,
+  * ``await acquire()`` for a fixed brand paced at 5000/s (FIFO queue, the brand's one
+    pacing timer, GCRA bucket and window log): CPU time per grant, since the wall time is
+    the pacing itself,
 against ``await empty()`` and a plain method call measured in the same run.
 """
 

@@ -1,33 +1,53 @@
-"""Incremental parser for the HTTP/1.1 answers to the GETs of :mod:`hm_async._h1_pool`.
+"""Framing of the HTTP/1.1 answers to the GETs of :mod:`hm_async._h1_pool`, by llhttp.
 
-Why not aiohttp's parser: it is built to feed ``StreamReader`` objects and a protocol that
-the lean lane does not have, and its request path around it is what costs the CPU. This
-parser only has to frame answers to GET requests (RFC 9112 section 6.3), so it stays small:
+The bytes are parsed by llhttp (the parser of Node.js, used by uvicorn) through
+``httptools.HttpResponseParser``: a state machine in C that sees each byte once, so an
+answer cut into any number of TCP segments costs linear CPU, and whose strict mode refuses
+what request smuggling lives on -- ``Transfer-Encoding`` together with ``Content-Length``,
+duplicate ``Content-Length`` fields, obsolete line folding, header names that are not
+tokens, control characters in values, bare CR or LF line ends, malformed chunk sizes.
+This module adds what llhttp leaves to its caller:
 
-* the status line and header fields, at most :data:`MAX_HEAD_BYTES` in all; obsolete line
-  folding, fields without a colon or names with whitespace are refused (request smuggling
-  defences, as in RFC 9112 section 5);
-* interim ``1xx`` answers are skipped; ``204`` and ``304`` have no body;
-* ``Transfer-Encoding: chunked`` (extensions and trailers ignored; no other transfer coding,
-  since none is asked for), a single ``Content-Length`` (conflicting or invalid values
-  refused), or, with neither, the body runs until the server closes the connection;
-* one ``Content-Encoding``, gzip, x-gzip or deflate, is inflated (stacked codings are
-  refused); the body limit applies both to the bytes on the wire and to the inflated size,
-  so a small compressed bomb cannot exhaust memory.
+* HTTP/1.0 and HTTP/1.1 only (llhttp also takes 0.9 and 2.0), status codes 100-999;
+* bounds: the status line and header fields at most :data:`MAX_HEAD_BYTES`; a chunk-size
+  line (with its extensions) or a trailer line is refused once :data:`MAX_HEAD_BYTES` arrive
+  without the parser getting past it; trailers at most :data:`MAX_TRAILER_FIELDS` fields
+  and :data:`MAX_TRAILER_BYTES` bytes (and ignored); at most :data:`MAX_INTERIM_ANSWERS`
+  interim answers; the body limit, checked on the wire and after inflating;
+* interim ``1xx`` answers are skipped (a ``101`` switch is refused); ``204`` and ``304``
+  have no body; only plain ``chunked`` is accepted as a transfer coding (hm_async sends no
+  ``TE`` header); without ``Content-Length`` or chunked framing, the body runs until the
+  server closes the connection (:meth:`ResponseParser.feed_eof`; httptools has no call for
+  that, so this module ends such an answer itself);
+* one ``Content-Encoding``, gzip, x-gzip or deflate, is inflated (stacked codings refused),
+  with the body limit applied to the inflated size too, so a small compressed bomb cannot
+  exhaust memory;
+* keep-alive: HTTP/1.1 unless a ``Connection: close``, HTTP/1.0 only with
+  ``Connection: keep-alive``; chunked framing in an HTTP/1.0 answer closes (RFC 9112 6.1).
 
-The common case -- a whole answer with ``Content-Length`` in one ``data_received`` call --
-takes one ``find``, one split and one slice; only split answers are copied into a buffer.
+Empty lines (CRLF) between answers are ignored, as RFC 9112 section 2.2 asks of a client;
+any other byte after a complete answer is refused.
 """
 
 from __future__ import annotations
 
 import zlib
 
+import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._response import Response
 
-__all__ = ["MAX_HEAD_BYTES", "ParsedResponse", "ProtocolError", "Response", "ResponseParser"]
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "MAX_INTERIM_ANSWERS",
+    "MAX_TRAILER_BYTES",
+    "MAX_TRAILER_FIELDS",
+    "ParsedResponse",
+    "ProtocolError",
+    "Response",
+    "ResponseParser",
+]
 
 #: Status line plus header fields. HM's answers carry a few hundred bytes of headers;
 #: aiohttp's own limit is 8 KB per line.
@@ -37,8 +57,42 @@ MAX_HEAD_BYTES = 64 * 1024
 #: sending more is broken or hostile.
 MAX_INTERIM_ANSWERS = 10
 
+#: Trailer fields after a chunked body (ignored, but parsed, so bounded). hm_async sends no
+#: ``TE: trailers``, so a server has no reason to send any.
+MAX_TRAILER_FIELDS = 32
+MAX_TRAILER_BYTES = 8 * 1024
+
 _NO_BODY_STATUSES = frozenset({204, 304})
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+
+# the header fields whose value decides the framing, the connection or the decoding
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _CONTENT_ENCODING = range(4)
+_FIELDS = {b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
+           b"connection": _CONNECTION, b"content-encoding": _CONTENT_ENCODING}
+_FIELD_NAME_LENGTHS = frozenset(len(name) for name in _FIELDS)
+
+_BOTH_FRAMINGS = "conflicting framing: Transfer-Encoding together with Content-Length"
+
+# what llhttp's error reasons are about, in the words of this module's messages (the tests,
+# and people reading logs, match these); the first fragment found in the reason wins
+_LLHTTP_REASONS = (
+    ("Duplicate Content-Length", "conflicting Content-Length values"),
+    ("Content-Length can't be present", _BOTH_FRAMINGS),
+    ("Transfer-Encoding can't be present", _BOTH_FRAMINGS),
+    ("Content-Length overflow", "Content-Length too large"),
+    ("Chunk size overflow", "chunk size too large"),
+    ("Content-Length", "invalid Content-Length"),
+    ("chunk size", "bad chunk size line"),
+    ("chunk extension", "bad chunk size line"),
+    ("after chunk data", "chunk not followed by CRLF"),
+    ("Connection: close", "bytes after the end of the answer"),
+    ("header", "malformed header field"),
+    ("status", "bad status line"),
+    ("version", "bad status line"),
+    ("Expected HTTP/", "bad status line"),
+    ("Expected dot", "bad status line"),
+    ("response line", "bad status line"),
+)
 
 
 class ProtocolError(Exception):
@@ -58,270 +112,232 @@ class ParsedResponse(Response):
         self.keep_alive = keep_alive
 
 
-# parser states
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _UNTIL_EOF = range(7)
-
-
 class ResponseParser:
     """Feed it bytes with :meth:`feed`; it returns the answer once it is complete.
 
     One parser serves one connection for its whole life; after each complete answer it is
-    ready for the next. ``started`` tells whether any byte of the current answer arrived
-    (a pooled connection closed before that never carried the request to the server).
+    ready for the next. ``started`` tells whether the current answer has begun (an empty
+    line between answers does not begin one); a pooled connection closed before that never
+    carried an answer to this request.
+
+    The parser object is also llhttp's callback protocol: httptools calls the ``on_*``
+    methods while :meth:`feed` runs. A callback that finds a fault raises
+    :class:`ProtocolError`; httptools turns that into its own error, and :meth:`feed`
+    raises the original.
     """
 
-    __slots__ = ("_body", "_buf", "_encoding", "_headers", "_interim", "_keep_alive", "_max_body",
-                 "_remaining", "_state", "_status", "started")
+    __slots__ = ("_body", "_body_size", "_chunked", "_done", "_encoding", "_error", "_feeding",
+                 "_fields", "_headers_done", "_interim", "_keep_alive", "_max_body", "_parser",
+                 "_progress", "_silent", "_status", "_trailer_size", "_trailers", "_until_eof",
+                 "started")
 
     def __init__(self, max_body: int) -> None:
         self._max_body = max_body
-        self._buf = bytearray()
-        self._body = bytearray()
-        self._state = _HEAD
-        self._status = 0
-        self._headers: CIMultiDictProxy[str] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._done: ParsedResponse | None = None
+        self._error: ProtocolError | None = None
+        self._interim = 0  # interim answers before the current one
+        self._progress = False  # did the parser get past a line in this feed?
+        self._silent = 0  # bytes fed since the parser last got past a line
+        self._feeding = 0  # the length of the bytes being fed
+        # the current answer, reset by on_message_begin
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._headers_done = False
+        self._status = 0  # 0 until the head of a final (non-1xx) answer is complete
+        self._chunked = False
         self._encoding = ""
         self._keep_alive = True
-        self._remaining = 0
-        self._interim = 0
+        self._until_eof = False
+        self._trailers = 0
+        self._trailer_size = 0
         self.started = False
+
+    # -- the interface -----------------------------------------------------------------------
 
     def feed(self, data: bytes) -> ParsedResponse | None:
         """Take the next bytes from the socket; the answer when it is complete, else None.
 
         Raises :class:`ProtocolError` for bytes that are not a valid answer, including
-        bytes after a complete answer (a GET gets exactly one).
+        bytes other than empty lines after a complete answer (a GET gets exactly one).
         """
-        self.started = True
-        while True:  # loops only past interim 1xx answers (a loop: a flood of them is no
-            # reason for a RecursionError)
-            if self._state == _HEAD and not self._buf:
-                # fast path: the whole head (and usually the whole body) in this one chunk
-                end = data.find(b"\r\n\r\n")
-                if end < 0:
-                    self._buf += data
-                    self._check_head_size()
-                    return None
-                self._start(data[:end])
-                rest = data[end + 4:] if len(data) > end + 4 else b""
-                if self._state == _LENGTH and len(rest) >= self._remaining:
-                    if len(rest) > self._remaining:
-                        raise ProtocolError("bytes after the end of the answer")
-                    return self._finish(rest)
-                if self._state == _HEAD:  # an interim 1xx answer was skipped
-                    if not rest:
-                        return None
-                    data = rest
-                    continue
-                return self._body_bytes(rest) if rest else None
-            if self._state == _HEAD:
-                self._buf += data
-                end = self._buf.find(b"\r\n\r\n")
-                if end < 0:
-                    self._check_head_size()
-                    return None
-                head = bytes(self._buf[:end])
-                rest = bytes(self._buf[end + 4:])
-                self._buf.clear()
-                self._start(head)
-                if self._state == _HEAD:
-                    if not rest:
-                        return None
-                    data = rest
-                    continue
-                if self._state == _LENGTH and len(rest) == self._remaining:
-                    return self._finish(rest)
-                return self._body_bytes(rest) if rest else None
-            return self._body_bytes(data)
+        self._progress = False
+        self._feeding = len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            raise self._failure(exc) from None
+        done = self._done
+        if done is not None:
+            self._done = None
+            return done
+        if self._progress:
+            self._silent = 0
+        elif self.started:
+            # No line ended in these bytes: a head, a chunk-size line or a trailer is still
+            # open. llhttp keeps no bound of its own, so one is kept here.
+            self._silent += len(data)
+            if self._silent > MAX_HEAD_BYTES:
+                if not self._headers_done:
+                    raise ProtocolError(f"answer head longer than {MAX_HEAD_BYTES} bytes")
+                raise ProtocolError(
+                    f"chunk size line or trailer too long (over {MAX_HEAD_BYTES} bytes)")
+        return None
 
     def feed_eof(self) -> ParsedResponse | None:
         """The server closed the connection: the answer if that is how its body ends."""
-        if self._state == _UNTIL_EOF:
-            body = bytes(self._body)
-            self._body.clear()
-            return self._finish(body)
+        if self._until_eof:
+            return self._finish()
         if self.started:
             raise ProtocolError("connection closed before the answer was complete")
         return None
 
-    # -- internals -------------------------------------------------------------------------
+    # -- llhttp's callbacks (the hot path: about a dozen calls per answer) ---------------------
 
-    def _check_head_size(self) -> None:
-        if len(self._buf) > MAX_HEAD_BYTES:
-            raise ProtocolError(f"answer head longer than {MAX_HEAD_BYTES} bytes")
+    def on_message_begin(self) -> None:
+        if self._done is not None:
+            raise self._fail("bytes after the end of the answer")
+        self._progress = True
+        self.started = True
+        self._fields = []
+        self._headers_done = False
+        self._silent = 0
 
-    def _start(self, head: bytes) -> None:
-        """Parse a head and pick the body's framing."""
-        if len(head) > MAX_HEAD_BYTES:
-            raise ProtocolError(f"answer head longer than {MAX_HEAD_BYTES} bytes")
-        lines = head.split(b"\r\n")
-        # RFC 9110 5.5: a field value with CR, LF or NUL must be refused. Every CR, LF and
-        # NUL is one of the line breaks split on above, or there is a stray one.
-        if len(head) - len(head.translate(None, b"\r\n\0")) != 2 * (len(lines) - 1):
-            raise ProtocolError("bare CR, LF or a NUL in the answer head")
-        line = lines[0]
-        if not line.startswith(b"HTTP/1.") or len(line) < 12 or line[12:13] not in (b"", b" "):
-            raise ProtocolError(f"not an HTTP/1.x status line: {line[:40]!r}")
-        code = line[9:12]
-        if not code.isdigit() or line[8:9] != b" ":
-            raise ProtocolError(f"bad status line: {line[:40]!r}")
-        status = int(code)
-        if status < 100:
-            raise ProtocolError(f"bad status code {status}")
-        http10 = line[7:8] == b"0"
-        pairs: list[tuple[str, str]] = []
-        length: bytes | None = None
-        chunked = False
-        encoding = ""
-        keep_alive = not http10
-        close = False
-        for field in lines[1:]:
-            name, colon, value = field.partition(b":")
-            if not colon or not name or name != name.strip() or b" " in name or b"\t" in name:
-                raise ProtocolError(f"malformed header field {field[:40]!r}")
-            value = value.strip(b" \t")
-            key = name.lower()
-            if key == b"content-length":
-                if length is not None and length != value:
-                    raise ProtocolError("conflicting Content-Length values")
-                length = value
-            elif key == b"transfer-encoding":
-                # hm_async sends no TE header, so only plain chunked is acceptable; any
-                # other coding (or a list, or a second field) is refused, not guessed at
-                if chunked or value.lower() != b"chunked":
-                    raise ProtocolError(f"unsupported Transfer-Encoding {value[:40]!r}")
-                chunked = True
-            elif key == b"connection":
-                tokens = {t.strip() for t in value.lower().split(b",")}
-                if b"close" in tokens:
-                    close = True
-                elif b"keep-alive" in tokens:
-                    keep_alive = True
-            elif key == b"content-encoding":
-                coding = value.lower().decode("latin-1")
-                if coding != "identity":
-                    if encoding:  # one coding is all we advertise and all we undo
-                        raise ProtocolError("more than one Content-Encoding")
-                    encoding = coding
-            pairs.append((name.decode("latin-1"), value.decode("latin-1")))
-        if 100 <= status < 200:
-            if status == 101:
-                raise ProtocolError("unexpected protocol switch (101)")
-            self._interim += 1
-            if self._interim > MAX_INTERIM_ANSWERS:
-                raise ProtocolError(f"more than {MAX_INTERIM_ANSWERS} interim (1xx) answers")
-            return  # interim answer: the real one follows; state stays _HEAD
-        self._status = status
-        self._headers = CIMultiDictProxy(CIMultiDict(pairs))
-        self._encoding = encoding
-        if encoding and encoding not in ("gzip", "x-gzip", "deflate"):
-            raise ProtocolError(f"unsupported Content-Encoding {encoding!r}")
-        self._keep_alive = keep_alive and not close
-        if status in _NO_BODY_STATUSES:
-            self._state = _LENGTH
-            self._remaining = 0
-        elif chunked:
-            # RFC 9112 6.3: Transfer-Encoding overrides Content-Length
-            self._state = _CHUNK_SIZE
-            if length is not None or http10:
-                # (RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 answer is faulty framing)
-                self._keep_alive = False
-        elif length is not None:
-            if not length.isdigit():
-                raise ProtocolError(f"invalid Content-Length {length[:20]!r}")
-            digits = length.lstrip(b"0")
-            if len(digits) > 18:  # int() refuses more than 4300 digits with a ValueError
-                raise ProtocolError(self._too_big())
-            self._remaining = int(digits or b"0")
-            if self._remaining > self._max_body:
-                raise ProtocolError(self._too_big())
-            self._state = _LENGTH
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Only keep the field; the head is looked at once it is complete. No progress is
+        # marked here, so the bytes of a head arriving in many segments add up to the head
+        # limit in feed().
+        if self._headers_done:
+            self._trailer(name, value)
         else:
-            self._state = _UNTIL_EOF
-            self._keep_alive = False
+            self._fields.append((name, value))
 
-    def _body_bytes(self, data: bytes) -> ParsedResponse | None:
-        """Consume body bytes in the current framing state."""
-        state = self._state
-        if state == _LENGTH:
-            if len(data) > self._remaining:
-                raise ProtocolError("bytes after the end of the answer")
-            self._body += data
-            self._remaining -= len(data)
-            if self._remaining:
-                return None
-            body = bytes(self._body)
-            self._body.clear()
-            return self._finish(body)
-        if state == _UNTIL_EOF:
-            self._body += data
-            if len(self._body) > self._max_body:
-                raise ProtocolError(self._too_big())
-            return None
-        return self._chunked(data)
+    def on_headers_complete(self) -> None:
+        self._progress = True
+        self._headers_done = True
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise self._fail(f"not an HTTP/1.x status line (HTTP/{version})")
+        status = parser.get_status_code()
+        if status < 100:
+            raise self._fail(f"bad status code {status}")
+        fields = self._fields
+        if (self._silent + self._feeding > MAX_HEAD_BYTES  # else the head is shorter
+                and sum(len(name) + len(value) + 4 for name, value in fields) > MAX_HEAD_BYTES):
+            raise self._fail(f"answer head longer than {MAX_HEAD_BYTES} bytes")
+        length = -1
+        chunked = close = keep_alive_token = False
+        encoding = ""
+        for name, value in fields:
+            if len(name) in _FIELD_NAME_LENGTHS:  # spares most fields the lower()
+                kind = _FIELDS.get(name.lower())
+                if kind == _CONTENT_LENGTH:
+                    # llhttp has checked the digits and refused a second field or overflow
+                    digits = value.lstrip(b"0")
+                    if len(digits) > 18:  # int() refuses over 4300 digits with a ValueError
+                        raise self._fail(self._too_big())
+                    length = int(digits or b"0")
+                elif kind == _TRANSFER_ENCODING:
+                    # hm_async sends no TE header, so only plain chunked is acceptable; any
+                    # other coding (or a list, or a second field) is refused, not guessed at
+                    # (llhttp would read such a body until the connection closes)
+                    if chunked or value.lower() != b"chunked":
+                        raise self._fail(f"unsupported Transfer-Encoding {value[:40]!r}")
+                    chunked = True
+                elif kind == _CONNECTION:
+                    tokens = {t.strip() for t in value.lower().split(b",")}
+                    if b"close" in tokens:
+                        close = True
+                    elif b"keep-alive" in tokens:
+                        keep_alive_token = True
+                elif kind == _CONTENT_ENCODING:
+                    coding = value.lower().decode("latin-1")
+                    if coding != "identity":
+                        if encoding:  # one coding is all we advertise and all we undo
+                            raise self._fail("more than one Content-Encoding")
+                        encoding = coding
+        if status < 200:
+            self._interim_answer(status, chunked or length >= 0)
+            return
+        http10 = version == "1.0"
+        keep_alive = (keep_alive_token or not http10) and not close
+        if http10 and chunked:
+            keep_alive = False  # RFC 9112 6.1: chunked framing in HTTP/1.0 is faulty
+        if encoding and encoding not in _CODINGS:
+            raise self._fail(f"unsupported Content-Encoding {encoding!r}")
+        until_eof = False
+        if status in _NO_BODY_STATUSES:
+            pass
+        elif length > self._max_body:
+            raise self._fail(self._too_big())
+        elif length < 0 and not chunked:
+            until_eof = True
+            keep_alive = False
+        self._status = status
+        self._chunked = chunked
+        self._encoding = encoding
+        self._keep_alive = keep_alive
+        self._until_eof = until_eof
+        self._body = []
+        self._body_size = 0
+        self._trailers = 0
+        self._trailer_size = 0
 
-    def _chunked(self, data: bytes) -> ParsedResponse | None:
-        buf = self._buf
-        buf += data
-        pos = 0
-        while True:
-            state = self._state
-            if state == _CHUNK_DATA:
-                take = min(self._remaining, len(buf) - pos)
-                self._body += buf[pos:pos + take]
-                pos += take
-                self._remaining -= take
-                if self._remaining:
-                    break
-                self._state = _CHUNK_CRLF
-            elif state == _CHUNK_CRLF:
-                if len(buf) - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise ProtocolError("chunk not followed by CRLF")
-                pos += 2
-                self._state = _CHUNK_SIZE
-            else:  # _CHUNK_SIZE or _TRAILERS: one line at a time
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > MAX_HEAD_BYTES:
-                        raise ProtocolError("chunk size line or trailer too long")
-                    break
-                line = bytes(buf[pos:end])
-                pos = end + 2
-                if state == _TRAILERS:
-                    if line:
-                        continue  # trailer fields are ignored
-                    if pos != len(buf):
-                        raise ProtocolError("bytes after the end of the answer")
-                    buf.clear()
-                    body = bytes(self._body)
-                    self._body.clear()
-                    return self._finish(body)
-                size_text = line.split(b";", 1)[0].strip(b" \t")
-                if not size_text or not _HEX_DIGITS.issuperset(size_text):
-                    # int(_, 16) alone would also take "0x10", "-1", "1_0" or "\v5"
-                    raise ProtocolError(f"bad chunk size line {line[:20]!r}")
-                size = int(size_text, 16)
-                if size == 0:
-                    self._state = _TRAILERS
-                    continue
-                if len(self._body) + size > self._max_body:
-                    raise ProtocolError(self._too_big())
-                self._remaining = size
-                self._state = _CHUNK_DATA
-        del buf[:pos]
-        return None
+    def on_body(self, body: bytes) -> None:
+        self._progress = True
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            raise self._fail(self._too_big())
+        self._body.append(body)
 
-    def _finish(self, body: bytes) -> ParsedResponse:
+    def on_chunk_header(self) -> None:
+        self._progress = True
+
+    def on_chunk_complete(self) -> None:
+        self._progress = True
+
+    def on_message_complete(self) -> None:
+        self._progress = True
+        if self._status:
+            self._done = self._finish()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _interim_answer(self, status: int, framed: bool) -> None:
+        if status == 101:
+            raise self._fail("unexpected protocol switch (101)")
+        if framed:
+            # RFC 9110 15.2: a 1xx answer has no content (llhttp would read one for 1xx
+            # codes other than 100, 102 and 103)
+            raise self._fail(f"interim answer {status} with a body")
+        self._interim += 1
+        if self._interim > MAX_INTERIM_ANSWERS:
+            raise self._fail(f"more than {MAX_INTERIM_ANSWERS} interim (1xx) answers")
+
+    def _trailer(self, name: bytes, value: bytes) -> None:
+        """A trailer field: counted, bounded and ignored."""
+        self._progress = True
+        self._trailers += 1
+        self._trailer_size += len(name) + len(value) + 4
+        if self._trailers > MAX_TRAILER_FIELDS:
+            raise self._fail(f"more than {MAX_TRAILER_FIELDS} trailer fields")
+        if self._trailer_size > MAX_TRAILER_BYTES:
+            raise self._fail(f"trailer section longer than {MAX_TRAILER_BYTES} bytes")
+
+    def _finish(self) -> ParsedResponse:
+        chunks = self._body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._encoding:
             body = self._inflate(body)
-        headers = self._headers
-        assert headers is not None
-        response = ParsedResponse(self._status, headers, body, self._keep_alive)
-        self._state = _HEAD
-        self._headers = None
-        self._encoding = ""
+        headers = CIMultiDict([(name.decode("latin-1"), value.decode("latin-1"))
+                               for name, value in self._fields])
+        response = ParsedResponse(self._status, CIMultiDictProxy(headers), body,
+                                  self._keep_alive)
+        self._body = []
+        self._status = 0
+        self._until_eof = False
         self._interim = 0
         self.started = False
         return response
@@ -336,12 +352,31 @@ class ResponseParser:
         try:
             out = inflater.decompress(body, self._max_body + 1)
         except zlib.error as exc:
-            raise ProtocolError(f"body is not valid {self._encoding}: {exc}") from None
+            raise self._fail(f"body is not valid {self._encoding}: {exc}") from None
         if len(out) > self._max_body:
-            raise ProtocolError(self._too_big())
+            raise self._fail(self._too_big())
         if body and not inflater.eof:
-            raise ProtocolError(f"body is not valid {self._encoding}: truncated")
+            raise self._fail(f"body is not valid {self._encoding}: truncated")
         return out
+
+    def _fail(self, message: str) -> ProtocolError:
+        """The error a callback raises; kept, since httptools reports its own in its place."""
+        self._error = ProtocolError(message)
+        return self._error
+
+    def _failure(self, exc: httptools.HttpParserError) -> ProtocolError:
+        """The :class:`ProtocolError` for an error of :meth:`feed`."""
+        if self._error is not None:
+            return self._error
+        reason = str(exc)
+        for fragment, meaning in _LLHTTP_REASONS:
+            if fragment in reason:
+                if fragment.endswith("overflow"):
+                    meaning = self._too_big()
+                self._error = ProtocolError(f"{meaning} ({reason})")
+                return self._error
+        self._error = ProtocolError(f"invalid answer ({reason})")
+        return self._error
 
     def _too_big(self) -> str:
         return f"response body exceeds {self._max_body} bytes; not read further"

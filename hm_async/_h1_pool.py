@@ -6,7 +6,8 @@ Why it exists: a fleet poll is tens of thousands of identical GETs, and aiohttp'
 ``StreamReader`` per body) -- three times what the exchange itself costs on an asyncio
 protocol. This lane writes one prebuilt request (``GET <target> HTTP/1.1`` plus a header
 block built once per token) on a pooled connection and parses the answer with
-:class:`~hm_async._h1_parser.ResponseParser`; ``benchmarks/fanout.py`` measures the gain.
+:class:`~hm_async._h1_parser.ResponseParser` (llhttp); ``benchmarks/fanout.py`` measures
+the gain.
 
 It is deliberately narrow, and everything else stays on aiohttp:
 
@@ -16,9 +17,11 @@ It is deliberately narrow, and everything else stays on aiohttp:
   once, as a metered retry within the retry budget. (The server may have read and even
   executed the first copy before closing; a GET is idempotent, which is what makes the
   re-send acceptable.)
-* One origin: the client's ``base_url``. The bearer token goes nowhere else, redirects are
-  answers (the transport refuses to follow them), and there is no proxy support -- clients
-  that need a proxy, trace hooks or their own session use aiohttp for everything.
+* One origin: the client's ``base_url``. The bearer token goes nowhere else, and redirects
+  are answers (the transport refuses to follow them). Through an HTTP forward proxy
+  (``proxy=``), each connection is a CONNECT tunnel to that origin (:mod:`._h1_proxy`):
+  one extra round trip per new connection, none per request. Clients that need their own
+  session use aiohttp for everything.
 * TLS through the standard :mod:`ssl` module, with the same verification as the aiohttp
   connector (the default context, or the one the caller gave).
 
@@ -32,6 +35,7 @@ allows keep-alive.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl as ssl_module
 from collections.abc import Mapping
@@ -40,6 +44,7 @@ import aiohappyeyeballs
 
 from ._errors import HMTimeoutError, StaleConnectionError, TransportError
 from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
+from ._h1_proxy import ProxyConfig, open_tunnel
 from ._network_errors import map_network_error
 
 __all__ = ["LeanHTTP", "StaleConnectionError"]
@@ -74,7 +79,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         waiter = self.waiter
         if waiter is None or waiter.done():
-            self.close()  # bytes nobody asked for: the connection is out of step
+            self._between_answers(data)
             return
         if self.pool.tracks_reads:
             self.last_read = self.pool.now()
@@ -87,6 +92,17 @@ class _Connection(asyncio.Protocol):
             return
         if response is not None:
             waiter.set_result(response)
+
+    def _between_answers(self, data: bytes) -> None:
+        """Bytes while no request waits: empty lines are ignored (RFC 9112 2.2: a server may
+        end an answer with an extra CRLF, and TCP may deliver it on its own); anything else
+        nobody asked for, and the connection is out of step."""
+        try:
+            if self.parser.feed(data) is None and not self.parser.started:
+                return
+        except ProtocolError:
+            pass
+        self.close()
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows
@@ -119,10 +135,14 @@ class LeanHTTP:
     """A pool of keep-alive HTTP/1.1 connections to one origin, for GET requests."""
 
     def __init__(self, host: str, port: int, *, ssl: ssl_module.SSLContext | None,
-                 max_idle: int, keepalive: float, max_body: int) -> None:
+                 max_idle: int, keepalive: float, max_body: int,
+                 proxy: str | ProxyConfig | None = None) -> None:
         self.host = host
         self.port = port
         self.ssl = ssl
+        #: the forward proxy every connection tunnels through (its password stays private)
+        self.proxy = proxy if proxy is None or isinstance(proxy, ProxyConfig) else ProxyConfig(
+            proxy)
         self.max_idle = max_idle
         self.keepalive = keepalive
         self.max_body = max_body
@@ -130,6 +150,9 @@ class LeanHTTP:
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
         self._closed = False
+        self._timed: set[_Timer] = set()  # requests in flight with time limits
+        self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks them
+        self._sweep_at = math.inf
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
         default_port = 443 if ssl is not None else 80
         name = f"[{host}]" if ":" in host else host
@@ -200,6 +223,38 @@ class LeanHTTP:
     def now(self) -> float:
         assert self.loop is not None
         return self.loop.time()
+
+    def track(self, timer: _Timer, at: float) -> None:
+        """A request with time limits is in flight; the sweep must look at it by ``at``."""
+        self._timed.add(timer)
+        if self._sweep_at > at:
+            if self._sweep is not None:
+                self._sweep.cancel()
+            assert self.loop is not None
+            self._sweep_at = at
+            self._sweep = self.loop.call_at(at, self._sweep_timers)
+
+    def untrack(self, timer: _Timer) -> None:
+        self._timed.discard(timer)
+        if not self._timed and self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+            self._sweep_at = math.inf
+
+    def _sweep_timers(self) -> None:
+        """The pool's one timer: fail the requests out of time, re-arm for the rest."""
+        self._sweep = None
+        self._sweep_at = math.inf
+        assert self.loop is not None
+        now = self.loop.time()
+        timed = self._timed
+        for timer in list(timed):
+            if timer.expired(now):
+                timed.discard(timer)
+        if timed:
+            at = min(timer.check_at() for timer in timed)
+            self._sweep_at = at
+            self._sweep = self.loop.call_at(at, self._sweep_timers)
 
     def forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
@@ -273,16 +328,21 @@ class LeanHTTP:
 
     async def _open(self, loop: asyncio.AbstractEventLoop,
                     ) -> tuple[asyncio.BaseTransport, _Connection]:
-        """Resolve, connect with happy eyeballs (RFC 8305), then TLS if configured.
+        """Resolve, connect with happy eyeballs (RFC 8305), tunnel through the proxy if
+        there is one, then TLS if configured.
 
         aiohappyeyeballs is what aiohttp's connector uses: a host whose IPv6 route is dead
         costs 0.25 s instead of a connect timeout, and, unlike the standard library's
         version on Python < 3.12, it closes the sockets of the attempts it abandons.
         """
-        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        proxy = self.proxy
+        host, port = (self.host, self.port) if proxy is None else (proxy.host, proxy.port)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         sock = await aiohappyeyeballs.start_connection(
             infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
         try:
+            if proxy is not None:  # then TLS and HTTP run inside the tunnel, as direct
+                await open_tunnel(loop, sock, proxy, self.host, self.port)
             return await loop.create_connection(
                 lambda: _Connection(self), sock=sock, ssl=self.ssl,
                 server_hostname=self.host if self.ssl is not None else None)
@@ -321,15 +381,23 @@ class LeanHTTP:
 
 
 class _Timer:
-    """The time limits of one request: a single timer handle that fires at the nearer of
-    the total and the read limit, and re-arms itself while data keeps arriving."""
+    """The time limits of one request: ``total`` (a deadline) and ``read`` (the longest
+    silence), checked by its pool's one sweep timer.
 
-    __slots__ = ("conn", "deadline", "handle", "loop", "read", "target", "total", "waiter")
+    Why not a timer per request: arming and cancelling a loop timer for each of tens of
+    thousands of GETs costs CPU on every exchange, while nearly all of them end long before
+    their limits. The pool keeps one loop timer, armed for the earliest moment any request
+    in flight could run out of time; a request only registers here and drops out when it
+    ends. When the sweep fires it fails the requests whose limit has passed (the total
+    deadline wins over the read limit, as before) and re-arms for the next earliest; data
+    that arrived meanwhile only moved ``last_read``, so no timer is touched per read.
+    """
+
+    __slots__ = ("conn", "deadline", "read", "target", "total", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: _Connection,
                  waiter: asyncio.Future[ParsedResponse], target: str,
                  deadline: float | None, total: float | None, read: float | None) -> None:
-        self.loop = loop
         self.conn = conn
         self.waiter = waiter
         self.target = target
@@ -337,9 +405,10 @@ class _Timer:
         self.total = total
         self.read = read
         conn.last_read = loop.time()
-        self.handle = loop.call_at(self._next_check(), self.fire)
+        conn.pool.track(self, self.check_at())
 
-    def _next_check(self) -> float:
+    def check_at(self) -> float:
+        """When this request's limits next need a look."""
         at = self.deadline
         if self.read is not None:
             silence_ends = self.conn.last_read + self.read
@@ -347,22 +416,22 @@ class _Timer:
         assert at is not None
         return at
 
-    def fire(self) -> None:
+    def expired(self, now: float) -> bool:
+        """Fail the request if a limit has passed (True: it is done with)."""
         if self.waiter.done():
-            return
-        now = self.loop.time()
+            return True
         if self.deadline is not None and now >= self.deadline:
             kind, seconds = "total", self.total
         elif self.read is not None and now >= self.conn.last_read + self.read:
             kind, seconds = "read", self.read
-        else:  # data arrived since the timer was armed
-            self.handle = self.loop.call_at(self._next_check(), self.fire)
-            return
+        else:
+            return False
         self.waiter.set_exception(
             HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
+        return True
 
     def cancel(self) -> None:
-        self.handle.cancel()
+        self.conn.pool.untrack(self)
 
 
 def _abandon(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Connection]]) -> None:

@@ -21,11 +21,16 @@ Three modes per brand (dashed spelling; callers normalise with ``normalize_brand
 Every mode honours a 429's ``Retry-After`` by pausing that brand only (``DEFAULT_PAUSE`` when
 the server gave none); a fixed limit is the operator's word and is not lowered.
 
-Waiting is first come, first served: aiolimiter (1.3) orders its waiters fairly, but a
-newcomer that finds capacity free can barge past a waiter that was just woken, which then
-re-queues at the back. So each brand puts a FIFO ``asyncio.Lock`` in
-front of its limiter: at most one task is ever inside the ``AsyncLimiter``, and asyncio's
-Lock hands itself to the oldest waiter (a newcomer never takes it while others wait).
+Waiting is first come, first served, with one pacing timer per brand: waiters queue in a
+FIFO of futures; only the head of the queue is ever woken, by the brand's one timer (armed
+for the moment the pacing rules allow the next grant) or at once by the grant before it
+when the bucket still has room. The woken head reads the clock, checks the rules again (a
+429 may have paused the brand meanwhile) and takes its grant itself, so the grant time is
+the last clock reading before ``acquire`` returns. A newcomer is granted at once only when
+nobody waits. Per grant that is one future and at most one timer, instead of the lock,
+aiolimiter's future and timer and a sleep per request of the previous design; fixed-rate
+timers are also aligned on a ``PACING_TICK`` grid, so the brands of a fleet poll wake the
+event loop together instead of each on its own (measured in ``benchmarks/fanout.py``).
 
 Constants and why:
 
@@ -48,10 +53,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 import msgspec
-from aiolimiter import AsyncLimiter
 
 from ._config import ADAPTIVE_MIN, ADAPTIVE_START, MAX_FIXED_RATE, RateLimits
 from ._retry import MAX_RETRY_AFTER
@@ -67,8 +72,10 @@ DECREASE = 0.8
 INCREASE = 0.05
 #: Without a generation, further 429s do not cut again until this long after the pause.
 CUT_HOLDOFF = 1.0
-#: An adaptive brand's limiter is rebuilt only when its rate moved by more than this.
-REBUILD_TOLERANCE = 0.02
+#: Fixed-rate pacing timers fire on a grid of this many seconds, so the timers of several
+#: brands coincide and wake the event loop once; the bucket's slack (at least one tick)
+#: absorbs the rounding, so the long-run rate is kept.
+PACING_TICK = 0.005
 #: Extra spacing added to the sliding-window rule, so an observer that reads the clock a
 #: little after the grant (the caller, or the server after the request crossed localhost)
 #: still never sees ``R + 1`` requests within one second. Costs 2% of the rate at most.
@@ -110,29 +117,30 @@ class _Brand:
     ``t_i >= t_{i-n} + W + WINDOW_GUARD`` (``log`` holds the last ``n`` grant times). If a
     half-open window ``[s, s+W)`` held ``n+1`` grants ``t_j..t_{j+n}``, then
     ``t_{j+n} - t_j < W``, contradicting the rule. Hence no one-second window holds more than
-    ``n <= R`` grants. The aiolimiter bucket in front (capacity 2, leak ``R``/s) spreads the
-    grants evenly at ``1/R`` and lets one slot of slack absorb event-loop timer lag; with
-    capacity 1 every late wake-up would be lost for good (measured: 5% under load at 20/s,
+    ``n <= R`` grants. A GCRA bucket in front (theoretical arrival time ``tat``, one grant
+    per ``1/R``, slack ``tau = max(1/R, PACING_TICK)``, i.e. a capacity of about two) spreads
+    the grants evenly and lets the slack absorb event-loop timer lag and the tick rounding;
+    with no slack every late wake-up would be lost for good (measured: 5% under load at 20/s,
     30% at 200/s), and aiolimiter's usual ``AsyncLimiter(R, 1)`` starts empty and lets up to
-    ``2R`` through in its first second — the log rule caps both.
+    ``2R`` through in its first second — the log rule caps both. Adaptive brands have no
+    slack (a grant at most every ``1/rate`` after the last one, at the current rate).
     """
 
     __slots__ = (
-        "ai_step", "first_seen", "generation", "grants", "idx", "last_grant", "limiter",
-        "limiter_rate", "lock", "log", "log_i", "max_rate", "min_rate", "mode", "name",
-        "no_cut_until", "paused_until", "rate", "rate_limited", "recover_to", "slot",
-        "slow_start", "succ",
+        "ai_step", "first_seen", "generation", "grants", "idx", "last_grant", "log", "log_i",
+        "max_rate", "min_rate", "mode", "name", "no_cut_until", "paused_until", "queue", "rate",
+        "rate_limited", "recover_to", "slack", "slot", "slow_start", "succ", "tat", "timer",
         "total", "waiting", "window",
     )
 
     def __init__(self, name: str, limits: RateLimits, now: float) -> None:
         self.name = name
         limit = limits.limit_for(name)
-        self.limiter: AsyncLimiter | None = None
-        self.limiter_rate = 0.0
         self.log: list[float] | None = None
         self.log_i = 0
         self.window = 1.0
+        self.tat = -math.inf
+        self.slack = 0.0
         if limit is None:
             self.mode = _ADAPTIVE
             self.rate = limits.adaptive_start
@@ -142,8 +150,7 @@ class _Brand:
         else:
             self.mode = _FIXED
             self.rate = limit
-            self.limiter = AsyncLimiter(2, 2.0 / limit)
-            self.limiter_rate = limit
+            self.slack = max(1.0 / limit, PACING_TICK)
             self.log = [-math.inf] * max(1, math.floor(limit))
             self.window = 1.0 if limit >= 1.0 else 1.0 / limit
         self.min_rate = limits.adaptive_min
@@ -151,7 +158,8 @@ class _Brand:
         self.slow_start = True
         self.recover_to = 0.0
         self.ai_step = 0.0
-        self.lock: asyncio.Lock | None = None
+        self.queue: deque[asyncio.Future[None]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
         self.waiting = 0
         self.paused_until = -math.inf
         self.no_cut_until = -math.inf
@@ -164,6 +172,36 @@ class _Brand:
         self.idx = self.slot % _SLOTS
         self.grants = [0] * _SLOTS
         self.succ = [0] * _SLOTS
+
+    def next_grant_at(self) -> float:
+        """The earliest clock reading at which the pacing rules allow the next grant."""
+        at = self.paused_until
+        mode = self.mode
+        if mode == _FIXED:
+            spaced = self.tat - self.slack
+            if spaced > at:
+                at = spaced
+            log = self.log
+            assert log is not None
+            windowed = log[self.log_i] + self.window + WINDOW_GUARD
+            if windowed > at:
+                at = windowed
+        elif mode == _ADAPTIVE:
+            spaced = self.last_grant + 1.0 / self.rate
+            if spaced > at:
+                at = spaced
+        return at
+
+    def take(self, now: float) -> int:
+        """A paced grant at ``now`` (the rules allow it): bucket and log, then the counts."""
+        if self.mode == _FIXED:
+            tat = self.tat
+            self.tat = (tat if tat > now else now) + 1.0 / self.rate
+            log = self.log
+            assert log is not None
+            log[self.log_i] = now
+            self.log_i = (self.log_i + 1) % len(log)
+        return self.grant(now)
 
     def grant(self, now: float) -> int:
         """Record one grant at ``now``; returns the rate generation it was granted under."""
@@ -204,7 +242,7 @@ class RateLimiterRegistry:
 
     ``clock`` must be the clock asyncio sleeps on (the default event loop uses
     ``time.monotonic``): waits are computed as differences of its readings. Create one
-    registry per event loop (aiolimiter binds to the loop that first uses it).
+    registry per event loop (a brand's queue and timer belong to the loop that used it).
     """
 
     __slots__ = ("_brands", "_clock", "limits")
@@ -223,15 +261,19 @@ class RateLimiterRegistry:
         return b
 
     def try_acquire(self, brand: str) -> int | None:
-        """Grant at once, without a coroutine, when ``brand`` is unpaced and not paused.
+        """Grant at once, without a coroutine, when nobody waits for ``brand`` and its pause
+        and pacing allow a request now (always so for an unpaced brand that is not paused).
 
         Returns the generation like :meth:`acquire`, or None: then await :meth:`acquire`.
         """
         b = self._brands.get(brand)
-        if b is not None and b.mode == _UNLIMITED and not b.waiting:
+        if b is not None and not b.waiting:
             now = self._clock()
-            if now >= b.paused_until:
-                return b.grant(now)
+            if b.mode == _UNLIMITED:
+                if now >= b.paused_until:
+                    return b.grant(now)
+            elif now >= b.next_grant_at():
+                return b.take(now)
         return None
 
     async def acquire(self, brand: str) -> int:
@@ -243,58 +285,90 @@ class RateLimiterRegistry:
         b = self._brands.get(brand)
         if b is None:
             b = self._brand(brand)
-        if b.mode == _UNLIMITED and not b.waiting:
+        if not b.waiting:
             now = self._clock()
-            if now >= b.paused_until:
-                return b.grant(now)
+            if b.mode == _UNLIMITED:
+                if now >= b.paused_until:
+                    return b.grant(now)
+            elif now >= b.next_grant_at():
+                return b.take(now)
         return await self._acquire_slow(b)
 
     async def _acquire_slow(self, b: _Brand) -> int:
-        lock = b.lock
-        if lock is None:
-            lock = b.lock = asyncio.Lock()
+        """Queue for a grant; woken only at the head of the queue (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        queue = b.queue
+        waiter: asyncio.Future[None] = loop.create_future()
+        queue.append(waiter)
         b.waiting += 1
         try:
-            async with lock:
-                return b.grant(await self._wait_turn(b))
+            if len(queue) == 1:
+                self._schedule(b, loop)
+            while True:
+                await waiter
+                # the head, woken: the rules are checked again, the grant taken here
+                now = self._clock()
+                if now >= b.next_grant_at():
+                    del queue[0]  # (this waiter)
+                    generation = b.take(now)
+                    if queue:
+                        self._schedule(b, loop)
+                    return generation
+                waiter = loop.create_future()  # paused meanwhile: wait on, still first
+                queue[0] = waiter
+                self._schedule(b, loop)
+        except BaseException:
+            self._leave(b, waiter, loop)
+            raise
         finally:
             b.waiting -= 1
 
-    async def _wait_turn(self, b: _Brand) -> float:
-        """Run by the lock holder only: returns the grant time once pause and pacing allow."""
-        clock = self._clock
-        while True:
-            now = clock()
-            delay = b.paused_until - now
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
-            if b.mode == _ADAPTIVE:
-                rate = b.rate
-                if abs(rate - b.limiter_rate) > REBUILD_TOLERANCE * b.limiter_rate:
-                    # A fresh bucket would grant at once: keep the spacing from the last
-                    # grant by hand, then the new bucket takes over.
-                    b.limiter = AsyncLimiter(1, 1.0 / rate)
-                    b.limiter_rate = rate
-                    delay = b.last_grant + 1.0 / rate - now
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                        continue
-            limiter = b.limiter
-            if limiter is None:  # unlimited, was only waiting for a pause
-                return now
-            await limiter.acquire()
-            log = b.log
-            if log is not None:
-                while (delay := log[b.log_i] + b.window + WINDOW_GUARD - clock()) > 0:
-                    await asyncio.sleep(delay)
-            now = clock()
-            if now < b.paused_until:
-                continue  # a 429 arrived while we waited: this slot is forfeit
-            if log is not None:
-                log[b.log_i] = now
-                b.log_i = (b.log_i + 1) % len(log)
-            return now
+    def _schedule(self, b: _Brand, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the head of ``b``'s queue when the rules allow its grant: now, or by the
+        brand's one timer (re-armed only to fire earlier)."""
+        delay = b.next_grant_at() - self._clock()
+        if delay <= 0:
+            if b.timer is not None:
+                b.timer.cancel()
+                b.timer = None
+            head = b.queue[0]
+            if not head.done():
+                head.set_result(None)
+            return
+        when = loop.time() + delay
+        if b.mode == _FIXED:  # on the tick grid, with the other brands' timers
+            when = math.ceil(when / PACING_TICK) * PACING_TICK
+        timer = b.timer
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        b.timer = loop.call_at(when, self._wake, b)
+
+    @staticmethod
+    def _wake(b: _Brand) -> None:
+        b.timer = None
+        if b.queue:
+            head = b.queue[0]
+            if not head.done():
+                head.set_result(None)
+
+    def _leave(self, b: _Brand, waiter: asyncio.Future[None],
+               loop: asyncio.AbstractEventLoop) -> None:
+        """A waiter gives up (cancelled): out of the queue, and the next one takes the head
+        (a wake-up meant for it, or its timer, passes on)."""
+        queue = b.queue
+        was_head = bool(queue) and queue[0] is waiter
+        try:
+            queue.remove(waiter)
+        except ValueError:  # already granted and removed
+            return
+        if not queue:
+            if b.timer is not None:
+                b.timer.cancel()
+                b.timer = None
+        elif was_head and b.timer is None:
+            self._schedule(b, loop)
 
     def on_success(self, brand: str) -> None:
         """Count an accepted request; adaptive brands speed up a little (hot path)."""

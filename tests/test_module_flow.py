@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "_config", "_retry", "_metering", "_decode", "_limiter", "_credentials", "_shard",
         "models", "models.*"]),
     ("the network-error seam and HTTP/1.1 framing", [
-        "_network_errors", "_h1_parser"]),
+        "_network_errors", "_h1_parser", "_h1_proxy"]),
     ("lanes (one attempt each), the in-process limiter, the token store", [
         "_h1_pool", "_aiohttp_lane", "_ratelimit", "_token_store"]),
     ("the token provider (its own small loop over the aiohttp lane)", [

@@ -410,3 +410,46 @@ async def test_emulator_adaptive_rate_converges_with_few_429s() -> None:
         last = [t for t in arrivals if t >= arrivals[-1] - 3.0]
         assert (len(last) - statuses[429]) / 3.0 >= 0.7 * server_rate
         assert reg.rate("bmw") == pytest.approx(server_rate, rel=0.3)
+
+
+async def test_a_paced_grant_costs_one_future_and_at_most_one_timer() -> None:
+    # Issue 12 point 6: one pacing timer per brand, not a future and a timer (plus a lock)
+    # per request. Counted on the running loop itself: every asyncio future and timer the
+    # registry makes goes through these two methods. (The design before this one needed a
+    # lock future, aiolimiter's future and timer, and sleeps: 3 or more per grant.)
+    loop = asyncio.get_running_loop()
+    counts = Counter[str]()
+    create_future, call_at = loop.create_future, loop.call_at
+
+    def counting_future() -> asyncio.Future[object]:
+        counts["futures"] += 1
+        return create_future()
+
+    def counting_call_at(when: float, callback: object, *args: object,
+                         context: object = None) -> asyncio.TimerHandle:
+        counts["timers"] += 1
+        return call_at(when, callback, *args, context=context)  # type: ignore[arg-type]
+
+    reg = RateLimiterRegistry(RateLimits({"bmw": 200.0, "ford": 200.0}))
+    grants = 0
+
+    async def worker(brand: str) -> None:
+        nonlocal grants
+        while True:
+            await reg.acquire(brand)
+            grants += 1
+
+    loop.create_future = counting_future  # type: ignore[method-assign]
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    try:
+        tasks = [asyncio.create_task(worker(b)) for b in ("bmw", "ford") for _ in range(4)]
+        await asyncio.sleep(0.5)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        del loop.create_future, loop.call_at  # type: ignore[method-assign]
+    assert grants >= 150  # two brands at 200/s for half a second, after the initial slack
+    # the sleep above costs one future and one timer of its own
+    assert counts["futures"] - 1 <= 1.1 * grants, (counts, grants)
+    assert counts["timers"] - 1 <= 1.1 * grants, (counts, grants)
