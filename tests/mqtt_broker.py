@@ -28,6 +28,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -57,7 +58,7 @@ def free_port() -> int:
 class Broker:
     """One mosquitto process (restartable on the same port with the same database)."""
 
-    def __init__(self, workdir: Path, *, max_inflight: int = 20) -> None:
+    def __init__(self, workdir: Path, *, max_inflight: int = 20, extra_conf: str = "") -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -89,6 +90,7 @@ class Broker:
             # as root (CI), mosquitto would switch to the "mosquitto" user, who cannot read
             # the test's private temporary directory
             + ("user root\n" if os.geteuid() == 0 else "")
+            + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -141,7 +143,7 @@ class Broker:
 
 
 @contextlib.contextmanager
-def running_broker(workdir: Path, **kwargs: int) -> Iterator[Broker]:
+def running_broker(workdir: Path, **kwargs: Any) -> Iterator[Broker]:
     broker = Broker(workdir, **kwargs)
     broker.start()
     try:

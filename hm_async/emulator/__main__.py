@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from ._config import FAULT_KINDS, EmulatorConfig
 from ._emulator import Emulator
+from ._mqtt_config import add_mqtt_arguments, push_from_args
 
 __all__ = ["build_parser", "main"]
 
@@ -66,6 +67,7 @@ def build_parser(prog: str = "python -m hm_async.emulator") -> argparse.Argument
     p.add_argument("--revoke-delay", type=float, default=1.0)
     p.add_argument("--update-interval", type=float, default=30.0)
     p.add_argument("--failure-fraction", type=float, default=0.05)
+    add_mqtt_arguments(p)
     return p
 
 
@@ -130,7 +132,7 @@ async def _serve(args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
             loop.add_signal_handler(sig, stop.set)
     async with Emulator(_config(args), host=args.host, port=args.port,
-                        ssl_context=ssl_context) as emu:
+                        ssl_context=ssl_context, mqtt=push_from_args(args)) as emu:
         if args.key_file:
             with open(args.key_file, "w", encoding="utf-8") as fh:
                 json.dump(emu.private_key_json(), fh)
@@ -147,6 +149,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _config(args)
+        push_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     try:

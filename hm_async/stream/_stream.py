@@ -310,4 +310,5 @@ def stream(
     window = dedupe if dedupe is not None else MemoryDedupeWindow(max_size=dedupe_size,
                                                                   max_age=dedupe_age)
     return EventStream(settings, open_connection=open_connection, version=version,
-                       dedupe=window, owns_dedupe=owns, backoff=backoff or ReconnectBackoff(), give_up_after=give_up_after)
+                       dedupe=window, owns_dedupe=owns, backoff=backoff or ReconnectBackoff(),
+                       give_up_after=give_up_after)
