@@ -26,13 +26,16 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
+from hm_async.emulator import Emulator, EmulatorConfig
+from hm_async.emulator._mqtt import MQTTPublisher
+from hm_async.emulator._mqtt_config import MQTTPush
 from hm_async.stream import MQTTCredentials
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -159,3 +162,17 @@ def mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
         raise RuntimeError("mosquitto is required: apt-get install mosquitto")
     with running_broker(tmp_path / "broker") as broker:
         yield broker
+
+
+@contextlib.asynccontextmanager
+async def emulator_publisher(broker: Broker, *, vehicles: int = 20,
+                             **push: Any) -> AsyncIterator[MQTTPublisher]:
+    """The emulator's MQTT publisher (not running on its own: call ``publish_burst``)."""
+    async with Emulator(EmulatorConfig(vehicles=vehicles)) as emu:
+        publisher = MQTTPublisher(emu, MQTTPush(broker.host, broker.port,
+                                                broker.credentials("hm-emulator"), **push))
+        await publisher.start(run=False)
+        try:
+            yield publisher
+        finally:
+            await publisher.close()

@@ -73,10 +73,12 @@ def _inbox_type(holder: list[asyncio.Queue[aiomqtt.Message]]) -> type[asyncio.Qu
 class MQTTConnection:
     """A connected, subscribed client; :meth:`next` yields messages, :meth:`ack` acks one."""
 
-    __slots__ = ("_client", "_inbox", "_messages", "_paho", "alive")
+    __slots__ = ("_client", "_inbox", "_messages", "_paho", "_topic", "alive")
 
-    def __init__(self, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message]) -> None:
+    def __init__(self, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message],
+                 topic: str) -> None:
         self._client = client
+        self._topic = topic
         self._paho: paho.Client = client._client
         self._inbox = inbox
         self._messages = client.messages
@@ -106,23 +108,25 @@ class MQTTConnection:
         entering = asyncio.ensure_future(client.__aenter__())
         try:
             await asyncio.wait((entering, alert), return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            entering.cancel()
-            raise
-        if not entering.done():
+            if not entering.done():
+                raise StreamRefusedError(
+                    f"the broker {settings.host}:{settings.port} rejected the client "
+                    f"certificate ({_alert_name(alert.result())})", reason="certificate")
+            entering.result()
+        except BaseException as exc:
             entering.cancel()
             with contextlib.suppress(BaseException):
                 await entering
-            raise StreamRefusedError(
-                f"the broker {settings.host}:{settings.port} rejected the client certificate "
-                f"({_alert_name(alert.result())})", reason="certificate")
-        alert.cancel()
-        try:
-            entering.result()
-        except aiomqtt.MqttError as exc:
-            _raise_if_permanent(exc, settings)
-            raise ConnectionLost(str(exc)) from exc
-        conn = cls(client, holder[0])
+            # aiomqtt leaves the socket of a failed connect open (and registered with the
+            # loop); paho's own close unregisters and closes it
+            paho_client._sock_close()
+            if isinstance(exc, aiomqtt.MqttError):
+                _raise_if_permanent(exc, settings)
+                raise ConnectionLost(str(exc)) from exc
+            raise
+        finally:
+            alert.cancel()
+        conn = cls(client, holder[0], settings.topic)
         try:
             codes = await client.subscribe(settings.topic, qos=1)
         except aiomqtt.MqttError as exc:
@@ -159,8 +163,18 @@ class MQTTConnection:
             self._paho.ack(mid, qos)
 
     async def close(self) -> None:
-        """Disconnect (normal DISCONNECT: the broker keeps the session for its expiry)."""
-        self.alive = False
+        """Disconnect (normal DISCONNECT: the broker keeps the session for its expiry).
+
+        First one round trip (SUBSCRIBE to our own topic again, which MQTT defines as
+        replacing the identical subscription): the broker answers it only after it has
+        processed the PUBACKs sent before it. Without it, closing a socket that still has
+        unread messages in its receive buffer makes the kernel send a TCP reset, and the
+        broker's kernel may drop our last PUBACKs with it: acknowledged work would come back.
+        """
+        if self.alive:
+            self.alive = False
+            with contextlib.suppress(aiomqtt.MqttError, OSError):
+                await self._client.subscribe(self._topic, qos=1, timeout=2.0)
         with contextlib.suppress(aiomqtt.MqttError, OSError):
             await self._client.__aexit__(None, None, None)
 

@@ -45,6 +45,18 @@ def _read_pem(path: Path, what: str) -> bytes:
         raise CredentialsError(f"the {what} file {path} cannot be read: {exc.strerror}") from None
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails: paho-mqtt 2.2 drops such a socket without
+    closing it (a file descriptor leak per refused connect, and a ResourceWarning)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def _reason(exc: ssl.SSLError) -> str:
     """The ssl error's reason code only (e.g. ``KEY_VALUES_MISMATCH``): never file content."""
     return str(exc.reason or type(exc).__name__)
@@ -109,6 +121,7 @@ class MQTTCredentials:
                 f"the client private key file {self._private_key} is password-protected; "
                 "HM's console key is not: use the downloaded file as is")
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # verify + check_hostname on
+        ctx.sslsocket_class = _ClosingSSLSocket
         try:
             ctx.load_verify_locations(cadata=ca.decode("ascii", "replace"))
         except ssl.SSLError as exc:
