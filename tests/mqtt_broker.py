@@ -155,8 +155,8 @@ def running_broker(workdir: Path, **kwargs: Any) -> Iterator[Broker]:
         broker.stop()
 
 
-@pytest.fixture
-def mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
+@pytest.fixture(name="mqtt_broker")
+def mqtt_broker_fixture(tmp_path: Path) -> Iterator[Broker]:
     """A started mosquitto (see the module docstring); stopped after the test."""
     if not os.path.exists(MOSQUITTO):
         raise RuntimeError("mosquitto is required: apt-get install mosquitto")

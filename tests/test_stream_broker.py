@@ -7,7 +7,12 @@ import time
 
 import pytest
 import trustme
-from mqtt_broker import Broker, emulator_publisher, running_broker
+from mqtt_broker import (  # noqa: F401 (the mqtt_broker fixture)
+    Broker,
+    emulator_publisher,
+    mqtt_broker_fixture,
+    running_broker,
+)
 
 from hm_async import HMClient, HMError
 from hm_async.emulator import Emulator, EmulatorConfig
@@ -24,7 +29,6 @@ from hm_async.stream import (
 )
 
 pytestmark = pytest.mark.anyio
-pytest_plugins = ["mqtt_broker"]  # the mqtt_broker fixture
 APP = MQTTPush.__dataclass_fields__["app_id"].default
 
 
