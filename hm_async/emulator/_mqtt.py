@@ -58,13 +58,14 @@ class VehicleSource(Protocol):
 class PublisherStats:
     """What was published: totals and the ids of the well-formed messages."""
 
-    __slots__ = ("duplicates", "malformed", "message_ids", "published")
+    __slots__ = ("duplicate_ids", "duplicates", "malformed", "message_ids", "published")
 
     def __init__(self) -> None:
         self.published = 0          # every PUBLISH acknowledged by the broker
         self.duplicates = 0         # of which repeats of an earlier message
         self.malformed = 0          # of which broken on purpose
         self.message_ids: set[str] = set()  # distinct ids of well-formed messages
+        self.duplicate_ids: set[str] = set()  # ids that were sent more than once
 
     def __repr__(self) -> str:
         return (f"PublisherStats(published={self.published}, duplicates={self.duplicates}, "
@@ -200,6 +201,7 @@ class MQTTPublisher:
         if self._recent and rng.random() < push.duplicate_rate:
             topic, body, message_id = self._recent[rng.randrange(len(self._recent))]
             self.stats.duplicates += 1
+            self.stats.duplicate_ids.add(message_id)
             return topic, body, message_id
         message_id = self._message_id()
         if rng.random() < push.malformed_rate:

@@ -247,6 +247,8 @@ class EventStream:
                         f"no connection to the MQTT broker {self.settings.host}:"
                         f"{self.settings.port} for {waited:.0f} s (last error: {exc})") from None
                 delay = self._backoff.next_delay()
+                if self._give_up_after is not None:  # one last try right at the deadline
+                    delay = min(delay, self._give_up_after - waited)
                 log.info("MQTT connect to %s:%s failed (%s); next try in %.1f s",
                          self.settings.host, self.settings.port, exc, delay)
                 await asyncio.sleep(delay)
