@@ -49,6 +49,7 @@ from .models import (
     Eligibility,
     VehicleData,
 )
+from .stream import MQTTCredentials, StreamEvent, stream  # aiomqtt is loaded on first stream()
 
 __all__ = [
     "BRANDS",
@@ -72,6 +73,7 @@ __all__ = [
     "HMError",
     "HMTimeoutError",
     "InvalidVehicleError",
+    "MQTTCredentials",
     "NotClearedError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -84,6 +86,7 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "ServerError",
     "SettleTimeoutError",
+    "StreamEvent",
     "Timeout",
     "TokenProvider",
     "TokenRefusedError",
@@ -97,6 +100,7 @@ __all__ = [
     "WatchResult",
     "__version__",
     "credentials_from_env",
+    "stream",
 ]
 
 # Tracebacks and reprs say ``hm_async.RateLimitedError``, not ``hm_async._errors...``.

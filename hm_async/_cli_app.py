@@ -24,6 +24,7 @@ from rich.json import JSON
 from rich.markup import escape
 
 from ._cli_config import CliSettings, ExitCode, exit_code_for
+from ._cli_stream import register as register_stream
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError
 from ._version import __version__
@@ -71,6 +72,7 @@ clearance_app = typer.Typer(
            "  hm-async clearance delete WBA12345678901234",
 )
 app.add_typer(clearance_app, name="clearance")
+register_stream(app)
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
