@@ -126,6 +126,8 @@ class MQTTConnection:
             raise
         finally:
             alert.cancel()
+            # with on_log set, paho formats every log line (each PUBLISH, with its properties)
+            paho_client.on_log = None
         conn = cls(client, holder[0], settings.topic)
         try:
             codes = await client.subscribe(settings.topic, qos=1)
