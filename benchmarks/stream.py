@@ -34,9 +34,9 @@ from pathlib import Path
 import aiomqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from mqtt_broker import Broker  # noqa: E402
+from mqtt_broker import Broker
 
-from hm_async.stream import MemoryDedupeWindow, decode_v2, stream  # noqa: E402
+from hm_async.stream import MemoryDedupeWindow, decode_v2, stream
 
 APP = "48aa1779-91c2-468e-97e9-ab112efd53b9"
 TOPIC = f"live/level13/{APP}"

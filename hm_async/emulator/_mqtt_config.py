@@ -61,7 +61,8 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt-ca", help="CA certificate (PEM) the broker's certificate chains to")
     g.add_argument("--mqtt-cert", help="client certificate (PEM) of the publisher")
     g.add_argument("--mqtt-key", help="client private key (PEM) of the publisher")
-    g.add_argument("--mqtt-app-id", default=EMULATOR_APP_ID)
+    g.add_argument("--mqtt-app-id", default=EMULATOR_APP_ID,
+                   help=f"application id of the topic (default {EMULATOR_APP_ID})")
     g.add_argument("--mqtt-environment", choices=("production", "sandbox"), default="production")
     g.add_argument("--mqtt-version", type=int, choices=(1, 2), default=2)
     g.add_argument("--mqtt-rate", type=float, default=50.0, help="messages per second")
