@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 
 import pytest
@@ -109,7 +110,8 @@ async def test_break_acknowledges_the_last_message(mqtt_broker):
         assert ev.ok and ev.message_id == ids[1]
 
 
-async def test_broker_rejecting_our_certificate_is_a_clear_error(mqtt_broker):
+async def test_broker_rejecting_our_certificate_is_a_clear_error(mqtt_broker, caplog):
+    caplog.set_level(logging.DEBUG)
     foreign = trustme.CA()
     ca, cert, key = mqtt_broker.write_client("hm-worker", ca=foreign)
     started = time.monotonic()
@@ -121,7 +123,9 @@ async def test_broker_rejecting_our_certificate_is_a_clear_error(mqtt_broker):
     assert info.value.reason == "certificate" and isinstance(info.value, HMError)
     assert "rejected the client certificate" in str(info.value)
     assert time.monotonic() - started < 5       # not after the 20 s connect timeout
-    assert key.read_text().splitlines()[1] not in str(info.value)
+    key_line = key.read_text().splitlines()[1]
+    assert key_line not in str(info.value) and key_line not in caplog.text
+    assert caplog.records          # paho's debug log was on, and said nothing secret
 
 
 async def test_untrusted_broker_certificate_is_refused(mqtt_broker, tmp_path):

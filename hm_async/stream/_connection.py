@@ -118,7 +118,10 @@ class MQTTConnection:
             with contextlib.suppress(BaseException):
                 await entering
             # aiomqtt leaves the socket of a failed connect open (and registered with the
-            # loop); paho's own close unregisters and closes it
+            # loop); paho's own close unregisters and closes it. One loop turn first: the
+            # reader/writer registrations paho scheduled from the connect thread must have
+            # run, or they would meet a closed file descriptor.
+            await asyncio.sleep(0)
             paho_client._sock_close()
             if isinstance(exc, aiomqtt.MqttError):
                 _raise_if_permanent(exc, settings)
