@@ -25,6 +25,7 @@ from rich.markup import escape
 
 from ._cli_config import CliSettings, ExitCode, exit_code_for
 from ._cli_stream import register as register_stream
+from ._cli_stream import stream_demo
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError
 from ._version import __version__
@@ -451,6 +452,8 @@ def demo(
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Also write the JSON Lines here ('-' for stdout).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    push: Annotated[bool, typer.Option("--stream", help="Stream MQTT push instead "
+                                         "(starts a local mosquitto).")] = False,
 ) -> None:
     """Poll a 1,000-vehicle fleet of the built-in emulator: no account needed.
 
@@ -459,6 +462,8 @@ def demo(
     """
     from ._cli_demo import demo as run_demo
 
+    if push:
+        raise typer.Exit(asyncio.run(stream_demo(Console(highlight=False))))
     try:
         with _open_output(output) as stream:
             asyncio.run(run_demo(vehicles=vehicles, fault_rate=fault_rate,

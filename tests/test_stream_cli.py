@@ -76,3 +76,11 @@ async def test_stream_command_refused_certificate_exits_3(mqtt_broker, tmp_path)
         "hm_async", "stream", "--app-id", EMULATOR_APP_ID, "--ca", str(ca), "--cert", str(cert),
         "--key", str(tmp_path / "missing.key"))
     assert code == 3 and b"missing.key does not exist" in err
+
+
+async def test_demo_stream_runs_its_own_broker_and_emulator():
+    code, out, err = await run("hm_async", "demo", "--stream")
+    assert code == 0, err
+    text = out.decode()
+    assert "mosquitto at 127.0.0.1" in text and "properties, odometer" in text
+    assert "duplicates dropped" in text and "the emulator resent" in text
