@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from mqtt_broker import Broker
@@ -96,10 +98,7 @@ async def preload(broker: Broker, client_id: str, start: int, n: int) -> None:
                                    for i in range(chunk, min(chunk + 500, start + n))))
 
 
-def _expiry() -> object:
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
+def _expiry() -> Properties:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600
     return props

@@ -194,3 +194,14 @@ async def test_dedupe_window_is_bounded_by_size_and_age():
     assert await w.claim("z") is True
     assert len(w) == 1                          # everything older than max_age is gone
     assert await w.claim("d") is True
+
+
+def test_reconnect_backoff_is_jittered_growing_capped_and_never_zero():
+    from hm_async.stream import ReconnectBackoff
+
+    low = ReconnectBackoff(rand=lambda: 0.0)
+    high = ReconnectBackoff(rand=lambda: 1.0)
+    assert [low.next_delay() for _ in range(3)] == [0.1, 0.1, 0.1]        # the floor
+    assert [high.next_delay() for _ in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    high.reset()
+    assert high.next_delay() == 0.5

@@ -51,6 +51,8 @@ V2_HOST = "mqtt-v2.high-mobility.com"
 V1_HOSTS = {"production": "mqtt.high-mobility.com", "sandbox": "sandbox.mqtt.high-mobility.com"}
 _TOPIC_PREFIX = {"production": "live", "sandbox": "sandbox"}
 _UTC = timezone.utc
+#: A connection that lasted this long was a good one: the next loss starts the backoff afresh.
+_STABLE_SECONDS = 10.0
 
 
 def stream_topic(app_id: str, *, environment: str = "production", version: int = 2,
@@ -148,6 +150,7 @@ class EventStream:
         self._backoff = backoff
         self._give_up_after = give_up_after
         self._conn: Connection | None = None
+        self._connected_at = 0.0
         self._pending: _Pending | None = None
         self._closed = False
 
@@ -227,6 +230,8 @@ class EventStream:
     async def _lost(self, conn: Connection, exc: BaseException) -> None:
         log.warning("MQTT connection to %s:%s lost (%s); reconnecting", self.settings.host,
                     self.settings.port, exc)
+        if time.monotonic() - self._connected_at > _STABLE_SECONDS:
+            self._backoff.reset()  # it was a good connection: start the backoff afresh
         if self._conn is conn:
             self._conn = None
         await conn.close()
@@ -253,9 +258,11 @@ class EventStream:
                          self.settings.host, self.settings.port, exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            # the backoff is not reset here: a broker that accepts and drops at once must
+            # meet a growing delay; _lost resets it after a connection that lasted
             self._conn = conn
+            self._connected_at = time.monotonic()
             self.stats.connects += 1
-            self._backoff.reset()
             return conn
 
 
