@@ -25,7 +25,6 @@ from rich.markup import escape
 
 from ._cli_config import CliSettings, ExitCode, exit_code_for
 from ._cli_stream import register as register_stream
-from ._cli_stream import stream_demo
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError
 from ._version import __version__
@@ -463,6 +462,7 @@ def demo(
     from ._cli_demo import demo as run_demo
 
     if push:
+        from ._cli_stream_demo import stream_demo
         raise typer.Exit(asyncio.run(stream_demo(Console(highlight=False))))
     try:
         with _open_output(output) as stream:

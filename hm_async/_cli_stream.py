@@ -29,9 +29,6 @@ from rich.console import Console
 
 from ._cli_config import ExitCode
 from ._credentials import CredentialsError
-from .emulator import Emulator, EmulatorConfig
-from .emulator._mosquitto import LocalBroker, find_mosquitto
-from .emulator._mqtt_config import MQTTPush
 from .stream import (
     EventStream,
     MalformedMessage,
@@ -42,7 +39,7 @@ from .stream import (
     stream,
 )
 
-__all__ = ["register", "stream_command", "stream_demo"]
+__all__ = ["encode_line", "progress_text", "register", "run_stream", "stream_command"]
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _PROGRESS_SECONDS = 1.0
@@ -81,7 +78,7 @@ def encode_line(item: StreamEvent | MalformedMessage) -> bytes:
     return _ENCODER.encode(line) + b"\n"
 
 
-def _progress_text(events: EventStream, since: float, done: int) -> str:
+def progress_text(events: EventStream, since: float, done: int) -> str:
     s = events.stats
     elapsed = max(time.monotonic() - since, 1e-9)
     return (f"{s.delivered:,} messages ({done / elapsed:,.0f}/s) · {s.duplicates:,} duplicates "
@@ -93,7 +90,7 @@ async def _report(events: EventStream) -> None:
     while True:
         await asyncio.sleep(_PROGRESS_SECONDS)
         count = events.stats.delivered
-        _err.print(_progress_text(events, last_time, count - last_count))
+        _err.print(progress_text(events, last_time, count - last_count))
         last_time, last_count = time.monotonic(), count
 
 
@@ -115,7 +112,7 @@ async def run_stream(events: EventStream, out: IO[bytes], *, max_messages: int |
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
-        _err.print("stream: " + _progress_text(events, started, events.stats.delivered))
+        _err.print("stream: " + progress_text(events, started, events.stats.delivered))
 
 
 def stream_command(
@@ -187,50 +184,3 @@ def register(app: typer.Typer) -> None:
         "  HM_MQTT_APP_ID=... HM_MQTT_CA=... HM_MQTT_CERT=... HM_MQTT_KEY=... "
         "hm-async stream --group workers --client-id worker-1"))(stream_command)
 
-
-async def stream_demo(console: Console, *, seconds: float = 5.0, vehicles: int = 50) -> int:
-    """``hm-async demo --stream``: the emulator pushes to a local mosquitto, we stream it."""
-    binary = find_mosquitto()
-    if binary is None:
-        console.print("hm-async demo --stream needs the mosquitto broker "
-                      "(Debian/Ubuntu: apt-get install mosquitto; macOS: brew install mosquitto)")
-        return ExitCode.USAGE
-    broker = LocalBroker(binary)
-    broker.start()
-    try:
-        push = MQTTPush(broker.host, broker.port, broker.credentials("hm-emulator"), rate=300,
-                        duplicate_rate=0.05, malformed_rate=0.02)
-        console.print(f"[bold]hm-async demo --stream[/]: a local emulator pushes {vehicles} "
-                      f"vehicles' changes (5% resent, 2% broken) to mosquitto at "
-                      f"{broker.host}:{broker.port} (mTLS); streaming for {seconds:.0f} s")
-        async with stream(broker.credentials("hm-worker"), app_id=push.app_id,
-                          host=broker.host, port=broker.port,
-                          client_id="hm-async-demo") as events, \
-                Emulator(EmulatorConfig(vehicles=vehicles, update_interval=2.0,
-                                        failure_fraction=0.0), mqtt=push) as emu:
-            deadline = time.monotonic() + seconds
-            shown = 0
-            with contextlib.suppress(asyncio.TimeoutError):
-                while (left := deadline - time.monotonic()) > 0:
-                    item = await asyncio.wait_for(events.__anext__(), left)
-                    if shown < 6:
-                        shown += 1
-                        console.print(_demo_line(item))
-            resent = emu.mqtt.stats.duplicates if emu.mqtt is not None else 0
-        console.print("stream: " + _progress_text(events, events.stats.started,
-                                                  events.stats.delivered)
-                      + f" (the emulator resent {resent} messages)")
-        console.print("[dim]For HM's broker: hm-async stream --app-id APP --ca ca.pem "
-                      "--cert client.pem --key client.key -o events.jsonl[/]")
-        return ExitCode.OK
-    finally:
-        broker.stop()
-
-
-def _demo_line(item: StreamEvent | MalformedMessage) -> str:
-    if not item.ok:
-        return f"  malformed message skipped: {item.reason}"
-    odometer = item.data.diagnostics.odometer if item.data.diagnostics else []
-    km = f", odometer {odometer[0].data.value:,.0f} {odometer[0].data.unit}" \
-        if odometer and odometer[0].data is not None else ""
-    return f"  {item.vin}: {len(item.changed)} properties{km}"
