@@ -149,6 +149,14 @@ async def test_not_authorised_is_a_clear_error(tmp_path):
             pass
 
 
+async def test_a_broker_granting_only_qos_0_is_refused(tmp_path):
+    with running_broker(tmp_path / "b", extra_conf="max_qos 0\n") as broker:
+        with pytest.raises(StreamRefusedError, match="QoS 0 only") as info:
+            async with open_stream(broker):
+                pass
+        assert info.value.reason == "qos"
+
+
 async def test_no_broker_and_give_up_after(tmp_path):
     broker = Broker(tmp_path / "never-started")
     started = time.monotonic()

@@ -141,6 +141,11 @@ class MQTTConnection:
             await conn.close()
             raise
         refused = [c for c in codes if getattr(c, "value", c) >= 0x80]
+        if not refused and any(getattr(c, "value", c) < 1 for c in codes):
+            await conn.close()
+            raise StreamRefusedError(
+                f"the broker granted the subscription to {settings.topic!r} with QoS 0 only: "
+                "messages could be lost, so the stream does not start", reason="qos")
         if refused:
             await conn.close()
             code = refused[0]

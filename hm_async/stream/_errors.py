@@ -25,7 +25,8 @@ class StreamRefusedError(StreamError):
     """The broker refused us for good (certificate, authorisation, client id, protocol).
 
     ``reason`` is a short machine-readable cause: ``"certificate"``, ``"not_authorized"``,
-    ``"subscribe_refused"``, ``"client_id"``, ``"protocol"`` or ``"refused"``.
+    ``"subscribe_refused"``, ``"qos"`` (only QoS 0 granted: at least once impossible),
+    ``"client_id"`` or ``"protocol"``.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
