@@ -13,8 +13,9 @@ Settings that make delivery at-least-once end to end:
 * manual acknowledgement: paho sends the PUBACK only when :meth:`Connection.ack` is called,
   which the stream does after the consumer's loop body for that message returned. aiomqtt
   2.5 has no public switch for it yet (aiomqtt issue #345, PR #346), so the paho client's
-  own ``manual_ack_set``/``ack`` are called on ``aiomqtt.Client._client``; that attribute
-  access is the only reach into aiomqtt, and it is confined to this module.
+  own ``manual_ack_set``/``ack`` are called on ``aiomqtt.Client._client``. The other reach
+  below the public APIs is ``paho.Client._sock_close()`` after a failed connect (aiomqtt
+  leaves that socket open). Both are confined to this module.
 
 Permanent refusals become :class:`StreamRefusedError` here: a negative CONNACK with a
 reason that retrying cannot fix, a broker certificate we do not trust, the broker rejecting
@@ -135,19 +136,19 @@ class MQTTConnection:
         try:
             codes = await client.subscribe(settings.topic, qos=1)
         except aiomqtt.MqttError as exc:
-            await conn.close()
+            await conn.close(flush=False)
             raise ConnectionLost(f"subscribe failed: {exc}") from exc
         except BaseException:
-            await conn.close()
+            await conn.close(flush=False)
             raise
         refused = [c for c in codes if getattr(c, "value", c) >= 0x80]
         if not refused and any(getattr(c, "value", c) < 1 for c in codes):
-            await conn.close()
+            await conn.close(flush=False)
             raise StreamRefusedError(
                 f"the broker granted the subscription to {settings.topic!r} with QoS 0 only: "
                 "messages could be lost, so the stream does not start", reason="qos")
         if refused:
-            await conn.close()
+            await conn.close(flush=False)
             code = refused[0]
             reason = "not_authorized" if getattr(code, "value", code) == 0x87 \
                 else "subscribe_refused"
@@ -172,19 +173,20 @@ class MQTTConnection:
         if self.alive and qos:
             self._paho.ack(mid, qos)
 
-    async def close(self) -> None:
+    async def close(self, *, flush: bool = True) -> None:
         """Disconnect (normal DISCONNECT: the broker keeps the session for its expiry).
 
-        First one round trip (SUBSCRIBE to our own topic again, which MQTT defines as
-        replacing the identical subscription): the broker answers it only after it has
-        processed the PUBACKs sent before it. Without it, closing a socket that still has
+        With ``flush``, first one round trip (SUBSCRIBE to our own topic again, which MQTT
+        defines as replacing the identical subscription): the broker answers it only after it
+        has processed the PUBACKs sent before it. Without it, closing a socket that still has
         unread messages in its receive buffer makes the kernel send a TCP reset, and the
         broker's kernel may drop our last PUBACKs with it: acknowledged work would come back.
         """
-        if self.alive:
+        if self.alive and flush:
             self.alive = False
             with contextlib.suppress(aiomqtt.MqttError, OSError):
                 await self._client.subscribe(self._topic, qos=1, timeout=2.0)
+        self.alive = False
         with contextlib.suppress(aiomqtt.MqttError, OSError):
             await self._client.__aexit__(None, None, None)
 
