@@ -32,6 +32,9 @@ from ._errors import (
     ServerError,
     SettleTimeoutError,
     StaleConnectionError,
+    StreamError,
+    StreamRefusedError,
+    StreamUnavailableError,
     TokenRefusedError,
     TransportError,
     ValidationError,
@@ -50,6 +53,7 @@ from .models import (
     Eligibility,
     VehicleData,
 )
+from .stream import MQTTCredentials, StreamEvent, stream  # aiomqtt is loaded on first stream()
 
 __all__ = [
     "BRANDS",
@@ -73,6 +77,7 @@ __all__ = [
     "HMError",
     "HMTimeoutError",
     "InvalidVehicleError",
+    "MQTTCredentials",
     "NotClearedError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -86,6 +91,10 @@ __all__ = [
     "ServerError",
     "SettleTimeoutError",
     "StaleConnectionError",
+    "StreamError",
+    "StreamEvent",
+    "StreamRefusedError",
+    "StreamUnavailableError",
     "Timeout",
     "TokenProvider",
     "TokenRefusedError",
@@ -99,6 +108,7 @@ __all__ = [
     "WatchResult",
     "__version__",
     "credentials_from_env",
+    "stream",
 ]
 
 # Tracebacks and reprs say ``hm_async.RateLimitedError``, not ``hm_async._errors...``.

@@ -32,6 +32,7 @@ from ._cli_errors import OutputError, describe
 from ._cli_input import BadLine, InputError, dedupe, numbered_vehicle_lines, read_text_lines
 from ._cli_input import resume_point as _resume_point
 from ._cli_logging import configure_logging
+from ._cli_stream import register as register_stream
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError, InvalidVehicleError
 from ._poll import PollResult
@@ -86,6 +87,7 @@ clearance_app = typer.Typer(
            "  hm-async clearance delete WBA12345678901234",
 )
 app.add_typer(clearance_app, name="clearance")
+register_stream(app)
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -616,6 +618,8 @@ def demo(
         "stdout).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Progress bar.")] = True,
+    push: Annotated[bool, typer.Option("--stream", help="Stream MQTT push instead "
+                                         "(starts a local mosquitto).")] = False,
 ) -> None:
     """Poll a 1,000-vehicle fleet of the built-in emulator: no account needed.
 
@@ -624,6 +628,9 @@ def demo(
     """
     from ._cli_demo import demo as run_demo
 
+    if push:
+        from ._cli_stream_demo import stream_demo
+        raise typer.Exit(asyncio.run(stream_demo(Console(highlight=False))))
     try:
         with _open_output(output) as opened:
             asyncio.run(run_demo(vehicles=vehicles, fault_rate=fault_rate,

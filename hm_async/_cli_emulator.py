@@ -28,8 +28,11 @@ import typer
 from ._cli_config import ExitCode
 from .emulator import Emulator, EmulatorConfig
 from .emulator._config import FAULT_KINDS, ROUTES
+from .emulator._mqtt_config import EMULATOR_APP_ID, MQTTPush, push_from_options
 
 __all__ = ["EMULATOR_EPILOG", "emulator_command"]
+
+_MQTT_PANEL = "MQTT push"
 
 EMULATOR_EPILOG = (
     "Examples:\n\n"
@@ -115,13 +118,14 @@ def _announce(emu: Emulator, as_json: bool) -> None:
 
 
 async def _serve(config: EmulatorConfig, *, host: str, port: int, tls: ssl.SSLContext | None,
-                 as_json: bool, private_key_out: Path | None) -> None:
+                 as_json: bool, private_key_out: Path | None,
+                 mqtt: MQTTPush | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
             loop.add_signal_handler(sig, stop.set)
-    emu = Emulator(config, host=host, port=port, ssl_context=tls)
+    emu = Emulator(config, host=host, port=port, ssl_context=tls, mqtt=mqtt)
     try:
         await emu.start()
     except OSError as exc:
@@ -206,6 +210,36 @@ def emulator_command(
     key_file_old: Annotated[Path | None, typer.Option("--key-file", hidden=True)] = None,
     certfile_old: Annotated[Path | None, typer.Option("--certfile", hidden=True)] = None,
     keyfile_old: Annotated[Path | None, typer.Option("--keyfile", hidden=True)] = None,
+    mqtt: Annotated[str | None, typer.Option(
+        "--mqtt", metavar="HOST:PORT", rich_help_panel=_MQTT_PANEL,
+        help="Publish HM push messages to this MQTT broker (TLS with a client certificate; "
+             "needs the stream extra).")] = None,
+    mqtt_ca: Annotated[str | None, typer.Option(
+        metavar="FILE", rich_help_panel=_MQTT_PANEL,
+        help="CA certificate (PEM) the broker's certificate chains to.")] = None,
+    mqtt_cert: Annotated[str | None, typer.Option(
+        metavar="FILE", rich_help_panel=_MQTT_PANEL,
+        help="Client certificate (PEM) of the publisher.")] = None,
+    mqtt_key: Annotated[str | None, typer.Option(
+        metavar="FILE", rich_help_panel=_MQTT_PANEL,
+        help="Client private key (PEM) of the publisher.")] = None,
+    mqtt_app_id: Annotated[str, typer.Option(
+        metavar="ID", rich_help_panel=_MQTT_PANEL,
+        help="Application id of the topic.")] = EMULATOR_APP_ID,
+    mqtt_environment: Annotated[str, typer.Option(
+        metavar="production|sandbox", rich_help_panel=_MQTT_PANEL,
+        help="Topic prefix: live (production) or sandbox.")] = "production",
+    mqtt_version: Annotated[int, typer.Option(
+        metavar="1|2", min=1, max=2, rich_help_panel=_MQTT_PANEL,
+        help="Push API version: 2 (one topic per app) or 1 (one per property).")] = 2,
+    mqtt_rate: Annotated[float, typer.Option(
+        metavar="N", rich_help_panel=_MQTT_PANEL, help="Messages per second.")] = 50.0,
+    mqtt_duplicate_rate: Annotated[float, typer.Option(
+        metavar="P", min=0.0, max=1.0, rich_help_panel=_MQTT_PANEL,
+        help="Share of messages re-sent with the same message_id.")] = 0.0,
+    mqtt_malformed_rate: Annotated[float, typer.Option(
+        metavar="P", min=0.0, max=1.0, rich_help_panel=_MQTT_PANEL,
+        help="Share of messages that are broken.")] = 0.0,
 ) -> None:
     """Run a local High Mobility API emulator until Ctrl+C (no account needed).
 
@@ -228,10 +262,17 @@ def emulator_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
+        push = push_from_options(
+            broker=mqtt, ca=mqtt_ca, cert=mqtt_cert, key=mqtt_key, app_id=mqtt_app_id,
+            environment=mqtt_environment, version=mqtt_version, rate=mqtt_rate,
+            duplicate_rate=mqtt_duplicate_rate, malformed_rate=mqtt_malformed_rate, seed=seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
         tls = _tls(tls_cert or certfile_old, tls_key or keyfile_old)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(config, host=host, port=port, tls=tls, as_json=as_json,
-                               private_key_out=private_key_out or key_file_old))
+                               private_key_out=private_key_out or key_file_old, mqtt=push))
     except EmulatorStartError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise typer.Exit(ExitCode.USAGE) from None

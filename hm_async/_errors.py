@@ -29,6 +29,9 @@ enough; the subclasses say what went wrong by meaning, not by HTTP detail::
       + NotClearedError             poll: the VIN has no approved clearance (no request made)
       + InvalidVehicleError         poll: an input item is not a valid VIN/brand (also ValueError)
       + RetryBudgetExhaustedError   the client-wide retry budget is spent (the API looks dead)
+      + StreamError                 an MQTT stream ended (hm_async.stream)
+         - StreamRefusedError       the broker refused us for good; ``reason`` says why
+         - StreamUnavailableError   no connection within ``give_up_after``
 
 Outside this tree on purpose: ``hm_async.webhooks.WebhookError`` (raised to a webhook
 *server*, not by a client call) and ``hm_async.models.UnitConversionError`` (a ``ValueError``
@@ -68,6 +71,9 @@ __all__ = [
     "ServerError",
     "SettleTimeoutError",
     "StaleConnectionError",
+    "StreamError",
+    "StreamRefusedError",
+    "StreamUnavailableError",
     "TokenRefusedError",
     "TransportError",
     "ValidationError",
@@ -426,3 +432,29 @@ class NotClearedError(HMError):
 
 class InvalidVehicleError(HMError, ValueError):
     """An item given to ``poll`` is not a valid VIN or brand; reported as that item's result."""
+
+
+class StreamError(HMError):
+    """Root of the failures that end an MQTT stream (:func:`hm_async.stream`).
+
+    Transient trouble (broker restarting, connection dropped, keep-alive expired) is never
+    raised: the stream reconnects. What ends a stream is a permanent refusal, or
+    ``give_up_after`` running out.
+    """
+
+
+class StreamRefusedError(StreamError):
+    """The broker refused us for good (certificate, authorisation, client id, protocol).
+
+    ``reason`` is a short machine-readable cause: ``"certificate"``, ``"not_authorized"``,
+    ``"subscribe_refused"``, ``"qos"`` (only QoS 0 granted: at least once impossible),
+    ``"client_id"`` or ``"protocol"``.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StreamUnavailableError(StreamError):
+    """No connection to the broker succeeded within ``give_up_after`` seconds."""

@@ -36,8 +36,9 @@ def load(name: str) -> ModuleType:
 
 
 def test_every_example_is_covered() -> None:
+    # stream_worker runs in tests/test_stream_workers.py (it needs the mosquitto fixture)
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
-        "bulk_poll", "event_worker", "private_key_auth", "web_app"}
+        "bulk_poll", "event_worker", "private_key_auth", "stream_worker", "web_app"}
 
 
 async def run_script(name: str, *args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -17,6 +17,8 @@ from ._stats import Stats
 
 if TYPE_CHECKING:
     from .._credentials import ClientCredentials, PrivateKeyCredentials
+    from ._mqtt import MQTTPublisher
+    from ._mqtt_config import MQTTPush
 
 __all__ = ["Emulator"]
 
@@ -51,8 +53,12 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        mqtt: MQTTPush | None = None,
     ) -> None:
         self._server = EmulatorServer(config or EmulatorConfig())
+        self._mqtt_push = mqtt
+        #: The MQTT publisher while running with ``mqtt=`` (see ``emulator/_mqtt.py``).
+        self.mqtt: MQTTPublisher | None = None
         self._host = host
         self._port = port
         self._ssl = ssl_context
@@ -88,8 +94,17 @@ class Emulator:
         self._url = f"{scheme}://{shown}:{port}"
         alternatives = {self._url, f"{scheme}://localhost:{port}"}
         self._server.base_urls = tuple(sorted(alternatives))
+        if self._mqtt_push is not None:
+            # aiomqtt comes with the `stream` extra: imported only when asked to push
+            from ._mqtt import MQTTPublisher
+
+            self.mqtt = MQTTPublisher(self, self._mqtt_push)
+            await self.mqtt.start()
 
     async def close(self) -> None:
+        publisher, self.mqtt = self.mqtt, None
+        if publisher is not None:
+            await publisher.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
