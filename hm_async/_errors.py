@@ -52,6 +52,7 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "ServerError",
     "SettleTimeoutError",
+    "SharedStateError",
     "TokenRefusedError",
     "TransportError",
     "ValidationError",
@@ -356,3 +357,9 @@ class NotClearedError(HMError):
 
 class InvalidVehicleError(HMError, ValueError):
     """An item given to ``poll`` is not a valid VIN or brand; reported as that item's result."""
+
+
+class SharedStateError(TransportError):
+    """Redis, which holds the state many workers share (token, limits, dedupe), is
+    unreachable or failed; raised at start, and mid-run with ``on_redis_error="fail"``.
+    The message names the Redis URL without its password."""

@@ -1,0 +1,355 @@
+"""``RedisLimiter``: per-brand limits that hold across every worker process.
+
+The same contract as the in-process :class:`~hm_async._ratelimit.RateLimiterRegistry`
+(``try_acquire`` / ``acquire`` / ``on_rate_limited`` / ``on_success`` / ``waiting``) and the
+same guarantees, for all workers together:
+
+* **fixed** limit ``R``: no one-second window holds more than ``R`` requests of the brand,
+  whatever the number of workers (proof in :mod:`._limiter_scripts`);
+* waiting is first come, first served: inside a process a FIFO lock per brand; across
+  processes Redis hands out lease start times in the order the requests arrive;
+* a 429 seen by one worker pauses the brand for all of them for its ``Retry-After``
+  (the leases already handed out -- at most ``lease_seconds`` of grants per worker -- still
+  go; new ones start after the pause);
+* **adaptive** brands (no limit configured) share one AIMD estimate: successes are reported
+  with the next lease request, a 429 cuts the shared rate once per generation.
+
+Keeping Redis off the hot path: a worker takes grants in **leases** -- up to ``max_lease``
+grants (``R x lease_seconds`` for a limited brand) usable during ``lease_seconds`` (50 ms)
+from the lease's start. While a lease lasts, ``try_acquire`` is a clock read and two
+comparisons; one round trip serves a whole lease. The price of the window proof is that a
+lease occupies its whole ``lease_seconds``: the most a fixed brand can reach is
+``R / (1 + lease_seconds + guard)``, about 93% of ``R`` with the defaults.
+
+Faults: see :mod:`._link`. Degraded, each worker paces on an in-process registry with the
+limits divided by the number of workers last seen in Redis, so the fleet stays near ``R``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from .._errors import SharedStateError
+from .._ratelimit import (
+    DECREASE,
+    DEFAULT_PAUSE,
+    INCREASE,
+    SLOW_START_GAIN,
+    WINDOW_GUARD,
+    BrandRateState,
+    RateLimiterRegistry,
+    RateLimits,
+)
+from .._retry import MAX_RETRY_AFTER
+from ._limiter_scripts import CUT, LEASE
+from ._link import REDIS_ERRORS, OnRedisError, RedisLink
+
+__all__ = ["RedisLimiter"]
+
+#: How long a lease's grants may be used, from its start. Shorter costs more round trips
+#: when the limit does not bind; longer costs throughput when it does (see module doc).
+DEFAULT_LEASE_SECONDS = 0.05
+#: Most grants in one lease: when leases are used up, 1/64 round trips per request.
+DEFAULT_MAX_LEASE = 64
+#: A 429 cuts the rate at most once per pause plus this (when no generation is known).
+CUT_HOLDOFF = 1.0
+
+_FIXED, _ADAPTIVE, _UNLIMITED = "f", "a", "u"
+_MODE_NAMES = {_FIXED: "fixed", _ADAPTIVE: "adaptive", _UNLIMITED: "unlimited"}
+
+
+class _Brand:
+    """One brand's lease in this process; touched on the event loop thread only."""
+
+    __slots__ = ("cap", "end", "generation", "left", "limit", "lock", "mode", "name",
+                 "paused_until", "rate", "rate_limited", "start", "successes", "total",
+                 "used", "waiting", "want")
+
+    def __init__(self, name: str, limits: RateLimits, lease_seconds: float,
+                 max_lease: int) -> None:
+        self.name = name
+        limit = limits.limit_for(name)
+        if limit is None:
+            self.mode, self.rate = _ADAPTIVE, limits.adaptive_start
+        elif math.isinf(limit):
+            self.mode, self.rate = _UNLIMITED, math.inf
+        else:
+            self.mode, self.rate = _FIXED, limit
+        self.limit = limit
+        self.cap = max_lease
+        if self.mode == _FIXED:
+            self.cap = max(1, min(max_lease, math.ceil(self.rate * lease_seconds)))
+        self.want = self.cap
+        self.start = self.end = -math.inf
+        self.left = 0
+        self.used = 0
+        self.generation = 0
+        self.paused_until = -math.inf
+        self.lock: asyncio.Lock | None = None
+        self.waiting = 0
+        self.successes = 0  # not yet reported to Redis (adaptive estimate)
+        self.rate_limited = 0
+        self.total = 0
+
+    def take(self) -> int:
+        self.left -= 1
+        self.used += 1
+        self.total += 1
+        return self.generation
+
+
+class RedisLimiter:
+    """Per-brand rate limits shared through Redis; see the module docstring.
+
+    ``rate_limits`` is a :class:`~hm_async.RateLimits` or a ``{brand: requests per
+    second}`` mapping (the *total* for all workers). Use one instance per event loop.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        rate_limits: RateLimits | Mapping[str, float] | None = None,
+        *,
+        key_prefix: str = "hm_async:limits:",
+        on_redis_error: OnRedisError = "degrade",
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_lease: int = DEFAULT_MAX_LEASE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_limits is None or isinstance(rate_limits, RateLimits):
+            self.limits = rate_limits or RateLimits()
+        else:
+            self.limits = RateLimits(per_brand=rate_limits)
+        if not 0 < lease_seconds <= 1.0 or max_lease < 1:
+            raise ValueError("need 0 < lease_seconds <= 1 and max_lease >= 1")
+        self._link = RedisLink(url, on_redis_error=on_redis_error, what="rate limits")
+        self._prefix = key_prefix
+        self._lease_seconds = lease_seconds
+        self._max_lease = max_lease
+        self._clock = clock
+        self._worker = secrets.token_hex(8)
+        self._brands: dict[str, _Brand] = {}
+        self._lease = self._link.client.register_script(LEASE)
+        self._cut = self._link.client.register_script(CUT)
+        self._background: set[asyncio.Task[None]] = set()
+        self._fallback: RateLimiterRegistry | None = None
+        self._workers_seen = 1
+        self.round_trips = 0  # Redis calls made (leases and cuts), for benchmarks
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def degraded(self) -> bool:
+        return self._link.degraded
+
+    async def connect(self) -> None:
+        """Check that Redis answers (raises SharedStateError naming the URL otherwise)."""
+        await self._link.connect()
+
+    def _brand(self, brand: str) -> _Brand:
+        b = self._brands.get(brand)
+        if b is None:
+            b = self._brands[brand] = _Brand(brand, self.limits, self._lease_seconds,
+                                             self._max_lease)
+        return b
+
+    # -- the RateLimiter protocol ---------------------------------------------------------
+    def try_acquire(self, brand: str) -> int | None:
+        """A grant from the current lease without waiting, or None (then ``acquire``)."""
+        fallback = self._fallback
+        if fallback is not None:
+            return fallback.try_acquire(brand)
+        b = self._brands.get(brand)
+        if b is not None and b.left > 0 and not b.waiting:
+            now = self._clock()
+            if b.start <= now < b.end and now >= b.paused_until:
+                return b.take()
+        return None
+
+    async def acquire(self, brand: str) -> int:
+        """Wait, first come first served across all workers, until ``brand`` may send."""
+        if self._fallback is not None:
+            return await self._fallback.acquire(brand)
+        b = self._brand(brand)
+        granted = self.try_acquire(brand)
+        if granted is not None:
+            return granted
+        lock = b.lock
+        if lock is None:
+            lock = b.lock = asyncio.Lock()
+        b.waiting += 1
+        try:
+            async with lock:
+                return await self._wait_turn(b)
+        finally:
+            b.waiting -= 1
+
+    async def _wait_turn(self, b: _Brand) -> int:
+        """Run by the brand's lock holder only: a grant once pause and lease allow."""
+        clock = self._clock
+        while True:
+            if self._fallback is not None:
+                return await self._fallback.acquire(b.name)
+            now = clock()
+            if now < b.paused_until:
+                await asyncio.sleep(b.paused_until - now)
+                continue
+            if b.left > 0 and now < b.end:
+                if now >= b.start:
+                    return b.take()
+                await asyncio.sleep(b.start - now)
+                continue
+            await self._take_lease(b)
+
+    async def _take_lease(self, b: _Brand) -> None:
+        """One round trip: the next lease of ``b`` (or degrade/raise if Redis is gone)."""
+        # Ask for what the last lease showed this worker uses: a worker with little demand
+        # for a brand does not hold grants the others could use.
+        if b.used >= b.want or b.start == -math.inf:
+            b.want = min(b.cap, b.want * 2)
+        else:
+            b.want = max(1, min(b.cap, max(b.used * 2, b.waiting)))
+        successes, b.successes = b.successes, 0
+        limits = self.limits
+        args: list[str | int] = [b.mode, repr(b.rate if b.mode == _FIXED else 0.0), b.want,
+                repr(self._lease_seconds), repr(WINDOW_GUARD), successes, self._worker,
+                repr(limits.adaptive_start), repr(limits.adaptive_min),
+                repr(limits.adaptive_max or 0.0), repr(SLOW_START_GAIN)]
+        keys = [self._key(b.name, "leases"), self._key(b.name, "state"),
+                self._prefix + "workers"]
+        sent = self._clock()
+        try:
+            self.round_trips += 1
+            answer = await self._lease(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            self._degrade(exc)
+            return
+        received = self._clock()
+        delay = float(answer[0])
+        b.start = received + delay
+        b.end = sent + delay + self._lease_seconds
+        b.left = int(answer[1])
+        b.used = 0
+        b.generation = int(answer[2])
+        self._workers_seen = max(1, int(answer[3]))
+        if b.mode == _ADAPTIVE:
+            b.rate = float(answer[4])
+        paused_for = float(answer[5])
+        if paused_for > 0:
+            b.paused_until = max(b.paused_until, received + paused_for)
+
+    def on_success(self, brand: str) -> None:
+        """Count an accepted request; adaptive brands report it with their next lease."""
+        if self._fallback is not None:
+            self._fallback.on_success(brand)
+            return
+        b = self._brands.get(brand)
+        if b is not None:
+            b.successes += 1
+
+    def on_rate_limited(self, brand: str, retry_after: float | None = None, *,
+                        generation: int | None = None) -> None:
+        """A 429: pause ``brand`` here at once and, through Redis, for every worker."""
+        if self._fallback is not None:
+            self._fallback.on_rate_limited(brand, retry_after, generation=generation)
+            return
+        b = self._brand(brand)
+        pause = DEFAULT_PAUSE if retry_after is None else min(max(retry_after, 0.0),
+                                                              MAX_RETRY_AFTER)
+        b.rate_limited += 1
+        b.paused_until = max(b.paused_until, self._clock() + pause)
+        b.left = 0  # the rest of this lease would land inside the pause
+        task = asyncio.get_running_loop().create_task(
+            self._report_cut(b, pause, generation), name="hm_async shared 429 pause")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _report_cut(self, b: _Brand, pause: float, generation: int | None) -> None:
+        limits = self.limits
+        args: list[str | int] = [repr(pause), -1 if generation is None else generation, b.mode,
+                repr(limits.adaptive_start), repr(limits.adaptive_min),
+                repr(limits.adaptive_max or 0.0), repr(DECREASE), repr(INCREASE),
+                repr(CUT_HOLDOFF)]
+        try:
+            self.round_trips += 1
+            await self._cut(keys=[self._key(b.name, "state")], args=args)
+        except REDIS_ERRORS as exc:
+            try:
+                self._degrade(exc)
+            except SharedStateError:
+                return  # "fail" mode: nobody awaits this task; the next acquire raises
+
+    def waiting(self, brand: str) -> int:
+        """Requests of ``brand`` queued in this worker right now."""
+        if self._fallback is not None:
+            return self._fallback.waiting(brand)
+        b = self._brands.get(brand)
+        return 0 if b is None else b.waiting
+
+    def snapshot(self) -> dict[str, BrandRateState]:
+        """This worker's view of every brand it used (for progress displays)."""
+        if self._fallback is not None:
+            return self._fallback.snapshot()
+        now = self._clock()
+        return {
+            name: BrandRateState(
+                brand=name, mode=_MODE_NAMES[b.mode],
+                allowed_rate=None if b.mode == _UNLIMITED else b.rate,
+                achieved_rate=0.0, waiting=b.waiting,
+                paused_for=max(0.0, b.paused_until - now), requests=b.total,
+                rate_limited=b.rate_limited)
+            for name, b in self._brands.items()
+        }
+
+    # -- faults -------------------------------------------------------------------------
+    def _degrade(self, exc: BaseException) -> None:
+        """Redis is gone: raise (``fail``) or pace in-process with our share of each limit."""
+        self._link.lost(exc)
+        if self._fallback is None:
+            self._fallback = RateLimiterRegistry(_share(self.limits, self._workers_seen),
+                                                 clock=self._clock)
+
+    def _key(self, brand: str, what: str) -> str:
+        return f"{self._prefix}{brand}:{what}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._link.aclose()
+
+    async def __aenter__(self) -> RedisLimiter:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (f"RedisLimiter(url={self._link.url!r}, limits={self.limits!r}, "
+                f"degraded={self.degraded})")
+
+
+def _share(limits: RateLimits, workers: int) -> RateLimits:
+    """Each worker's part of ``limits`` when ``workers`` pace apart (degraded mode)."""
+    if workers <= 1:
+        return limits
+    default = None if limits.default is None else limits.default / workers
+    return RateLimits(
+        {brand: rate / workers for brand, rate in limits.per_brand.items()},
+        default=default,
+        adaptive_start=max(limits.adaptive_min, limits.adaptive_start / workers),
+        adaptive_min=limits.adaptive_min,
+        adaptive_max=None if limits.adaptive_max is None
+        else max(limits.adaptive_max / workers, limits.adaptive_start / workers,
+                 limits.adaptive_min),
+    )
+

@@ -1,0 +1,137 @@
+"""The two Lua scripts behind :class:`hm_async.redis.RedisLimiter` (each runs atomically).
+
+Time is Redis's own clock (``TIME``): one clock for every worker, so no two processes ever
+compare theirs. Answers carry *relative* times (seconds from now), which each worker maps
+onto its own monotonic clock.
+
+Keys of one brand: ``<brand>:leases`` (a list of ``"<start> <k>"``, starts non-decreasing),
+``<brand>:state`` (a hash: ``last`` start handed out, ``paused`` until, and the adaptive
+estimate ``rate``, ``gen``, ``slow``, ``recover``, ``step``, ``nocut``), plus one
+``workers`` sorted set (worker id -> last lease time) shared by all brands.
+
+LEASE -- a batch of ``k`` grants that may be used only in ``[start, start + d)``. The window
+rule: with ``n = max(1, floor(R))`` grants per ``w = (1 if R >= 1 else 1/R)`` seconds, the
+leases whose starts lie in any interval of length ``W = w + d + g`` hold at most ``n``
+grants. Proof that no observed window ``[x, x + w)`` then holds more than ``n``: a grant
+used in it comes from a lease with ``start <= use < start + d``, so ``start`` lies in
+``(x - d, x + w)``; a request observed up to ``g`` later than it was sent only widens that
+interval to length ``w + d + g = W``, which holds at most ``n`` grants. Starts are handed
+out in arrival order (``start >= last``), so a new lease only has to be checked against
+the leases of the last ``W`` seconds, and waiting workers are served first come, first
+served across processes: a lease that does not fit now is *reserved* at the earliest start
+where it fits (the worker sleeps until then), never refused and retried.
+A grant not used by ``start + d`` is gone: the window rule already counted it.
+
+CUT -- a 429: pause the brand for everyone until ``now + Retry-After``; for an adaptive
+brand, cut the shared rate like the in-process AIMD (once per generation).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CUT", "LEASE"]
+
+LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local mode = ARGV[1]
+local want = tonumber(ARGV[3])
+local d = tonumber(ARGV[4])
+local g = tonumber(ARGV[5])
+local succ = tonumber(ARGV[6])
+redis.call('ZADD', KEYS[3], now, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 5)
+local workers = redis.call('ZCARD', KEYS[3])
+local st = redis.call('HMGET', KEYS[2], 'rate', 'gen', 'slow', 'recover', 'step', 'paused', 'last')
+local gen = tonumber(st[2]) or 0
+local paused = tonumber(st[6]) or 0
+local last = tonumber(st[7]) or 0
+local rate = 0
+if mode == 'a' then
+  rate = tonumber(st[1]) or tonumber(ARGV[8])
+  if succ > 0 then
+    local recover = tonumber(st[4]) or 0
+    if st[3] ~= '0' or rate < recover then
+      rate = rate + tonumber(ARGV[11]) * succ
+    else
+      rate = rate + (tonumber(st[5]) or 0) * succ / rate
+    end
+    local max = tonumber(ARGV[10])
+    if max > 0 and rate > max then rate = max end
+    redis.call('HSET', KEYS[2], 'rate', string.format('%.6f', rate))
+  end
+elseif mode == 'f' then
+  rate = tonumber(ARGV[2])
+end
+local start = math.max(now, paused, last)
+local k = want
+if mode ~= 'u' then
+  local n = math.max(1, math.floor(rate))
+  local w = 1
+  if rate < 1 then w = 1 / rate end
+  local W = w + d + g
+  local entries = redis.call('LRANGE', KEYS[1], 0, -1)
+  local starts, ks, drop = {}, {}, 0
+  for i, e in ipairs(entries) do
+    local sp = string.find(e, ' ')
+    local s = tonumber(string.sub(e, 1, sp - 1))
+    starts[i] = s
+    ks[i] = tonumber(string.sub(e, sp + 1))
+    if s <= now - math.max(W, 2.5) then drop = i end
+  end
+  if drop > 0 then redis.call('LTRIM', KEYS[1], drop, -1) end
+  local total, first = 0, #starts + 1
+  for i = #starts, 1, -1 do
+    if starts[i] > start - W then total = total + ks[i]; first = i else break end
+  end
+  if k > n then k = n end
+  local i = first
+  while n - total < 1 do
+    -- full: the earliest start is when the oldest lease in the window leaves it
+    start = math.max(start, starts[i] + W)
+    total = total - ks[i]
+    i = i + 1
+  end
+  if k > n - total then k = n - total end
+  redis.call('RPUSH', KEYS[1], string.format('%.6f %d', start, k))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((start - now + W + 3) * 1000))
+end
+redis.call('HSET', KEYS[2], 'last', string.format('%.6f', start))
+redis.call('PEXPIRE', KEYS[2], 3600000)
+return {string.format('%.6f', start - now), k, gen, workers, string.format('%.6f', rate),
+        string.format('%.6f', math.max(0, paused - now))}
+"""
+
+CUT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local st = redis.call('HMGET', KEYS[1], 'rate', 'gen', 'slow', 'recover', 'step', 'paused', 'nocut')
+local paused = tonumber(st[6]) or 0
+local until_ = math.max(paused, now + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'paused', string.format('%.6f', until_))
+redis.call('PEXPIRE', KEYS[1], 3600000)
+if ARGV[3] ~= 'a' then return 0 end
+local gen = tonumber(st[2]) or 0
+local asked = tonumber(ARGV[2])
+if asked >= 0 then
+  if asked ~= gen then return 0 end
+elseif now < (tonumber(st[7]) or 0) then
+  return 0
+end
+local rate = tonumber(st[1]) or tonumber(ARGV[4])
+local decrease = tonumber(ARGV[7])
+local new = rate * decrease
+local max = tonumber(ARGV[6])
+if max > 0 and new > max then new = max end
+new = math.max(tonumber(ARGV[5]), new)
+local recover = tonumber(st[4]) or 0
+if rate < recover then
+  recover = rate * decrease
+elseif rate * decrease > recover then
+  recover = rate * decrease
+end
+redis.call('HSET', KEYS[1], 'rate', string.format('%.6f', new), 'slow', '0',
+           'recover', string.format('%.6f', recover),
+           'step', string.format('%.6f', new * tonumber(ARGV[8])), 'gen', gen + 1,
+           'nocut', string.format('%.6f', until_ + tonumber(ARGV[9])))
+return 1
+"""
