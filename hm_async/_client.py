@@ -26,8 +26,9 @@ from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter, UsageSnapshot
 from ._ratelimit import RateLimiterRegistry, RateLimits
 from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
+from ._token_store import TokenStore
 from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
-from ._transport import MAX_BODY_BYTES, Response, Timeout, Transport
+from ._transport import MAX_BODY_BYTES, RateLimiter, Response, Timeout, Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
 
@@ -77,6 +78,11 @@ class HMClient:
     endpoint always use aiohttp. It is off when you pass ``session`` or ``trace_configs``
     (your session's settings and hooks then see every request), or with ``lean_http=False``.
 
+    Many worker processes (see docs/scale-out.md): ``token_store`` shares one token between
+    them (e.g. :class:`hm_async.redis.RedisTokenStore`) and ``limiter`` replaces the
+    in-process per-brand limiters (e.g. :class:`hm_async.redis.RedisLimiter`, which then
+    carries the limits, so ``rate_limits`` does not apply to it). The client closes both.
+
     Use it as ``async with HMClient(...) as hm:`` or call :meth:`aclose` when done.
     """
 
@@ -96,6 +102,8 @@ class HMClient:
         retry_budget: RetryBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         lean_http: bool = True,
+        token_store: TokenStore | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ValueError("credentials must be ClientCredentials or PrivateKeyCredentials, "
@@ -126,6 +134,9 @@ class HMClient:
         else:
             self.rate_limits = RateLimits(per_brand=rate_limits)
         self.limiters = RateLimiterRegistry(self.rate_limits)
+        # shared state for many workers (None: in-process token and limiters)
+        self._token_store = token_store
+        self._limiter: RateLimiter = limiter if limiter is not None else self.limiters
         self.meter = UsageMeter()
         self._state = _State.UNOPENED
         self._is_view = False
@@ -143,6 +154,7 @@ class HMClient:
 
     async def __aenter__(self) -> HMClient:
         self._open()
+        await self._connect_shared_state()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -173,12 +185,13 @@ class HMClient:
         tokens = TokenProvider(self._credentials, session=session, base_url=self.base_url,
                                clock=self._clock,
                                request_timeout=min(total or DEFAULT_REQUEST_TIMEOUT,
-                                                   DEFAULT_REQUEST_TIMEOUT))
+                                                   DEFAULT_REQUEST_TIMEOUT),
+                               store=self._token_store)
         connections = min(limit, self._max_connections)
         self._transport = Transport(
             session, tokens, max_connections=connections,
             timeout=self._default_timeout, max_retries=self._default_max_retries,
-            retry_budget=self._retry_budget, meter=self.meter, limiter=self.limiters,
+            retry_budget=self._retry_budget, meter=self.meter, limiter=self._limiter,
             lean=self._make_lean(connections) if self._lean_http else None,
         )
         self._state = _State.OPENED
@@ -206,9 +219,10 @@ class HMClient:
         self._state = _State.CLOSED
         transport, self._transport = self._transport, None
         if transport is not None:
-            await transport.tokens.aclose()
+            await transport.tokens.aclose()  # closes the token store too
             if transport.lean is not None:
                 await transport.lean.aclose()
+        await _close_shared(self._limiter)
         if self._owned_session is not None:
             session, self._owned_session = self._owned_session, None
             await session.close()
@@ -216,6 +230,22 @@ class HMClient:
     @property
     def closed(self) -> bool:
         return self._state is _State.CLOSED
+
+    # -- shared state of many workers (token store, limiter) ------------------------------
+
+    async def _connect_shared_state(self) -> None:
+        """Fail at start, naming the URL, when a shared token store or limiter is unreachable."""
+        for part in (self._token_store, self._limiter):
+            connect = getattr(part, "connect", None)
+            if connect is not None:
+                await connect()
+
+    @property
+    def degraded(self) -> bool:
+        """True once a shared token store or limiter lost its backend (e.g. Redis) and this
+        client went on with in-process state (``on_redis_error="degrade"``)."""
+        return any(bool(getattr(part, "degraded", False))
+                   for part in (self._token_store, self._limiter))
 
     def with_options(self, *, timeout: Timeout | float | object | None = ...,
                      max_retries: int | None = None) -> HMClient:
@@ -318,3 +348,10 @@ class HMClient:
 
 
 VEHICLE_DATA_PATH = "/v1/vehicle-data/autoapi-13/"
+
+
+async def _close_shared(part: object) -> None:
+    """Close a limiter that holds connections of its own (a Redis limiter)."""
+    aclose = getattr(part, "aclose", None)
+    if aclose is not None:
+        await aclose()

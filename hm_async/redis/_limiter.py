@@ -228,6 +228,7 @@ class RedisLimiter:
         except REDIS_ERRORS as exc:
             self._degrade(exc)
             return
+        self._link.answered()
         received = self._clock()
         delay = float(answer[0])
         b.start = received + delay

@@ -84,8 +84,19 @@ class RedisLink:
                 f"{type(exc).__name__}: {_safe(exc, self._secret)}") from None
         self._connected = True
 
+    def answered(self) -> None:
+        """Redis answered a command: later failures are mid-run losses, not start failures."""
+        self._connected = True
+
     def lost(self, exc: BaseException) -> None:
-        """Redis failed mid-run: degrade (one WARNING) or raise SharedStateError."""
+        """Redis failed mid-run: degrade (one WARNING) or raise SharedStateError.
+
+        Before Redis ever answered this is a start failure, which always raises.
+        """
+        if not self._connected:
+            raise SharedStateError(
+                f"cannot reach Redis at {self.url} for the shared {self.what}: "
+                f"{type(exc).__name__}: {_safe(exc, self._secret)}") from None
         if self.on_redis_error == "fail":
             raise SharedStateError(
                 f"Redis at {self.url} failed for the shared {self.what}: "
