@@ -7,6 +7,7 @@ processes would; the multi-process run is in test_redis_workers.py.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -71,7 +72,7 @@ async def test_soft_refresh_by_the_first_past_the_window(emu: Emulator,
                 await p.get()
             await asyncio.sleep(0.01)
         times = emu.stats.token_times
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(times) >= 4 and all(0.95 <= g < 2.0 for g in gaps), gaps
         assert emu.stats.tokens_issued == len(times)
         assert sum(p.requests_made for p in ps) == len(times)
