@@ -43,6 +43,7 @@ from yarl import URL
 
 from ._clearance import VehicleLike
 from ._errors import HMError, InvalidVehicleError, NotClearedError
+from ._shard import in_shard, in_shard_async, validate_shard
 from ._slots import Slots
 from ._vehicles import Vehicle, normalize_brand, validate_vin
 from .models import VehicleData, decode_vehicle_data
@@ -462,8 +463,12 @@ async def poll(
     concurrency: int = 64,
     progress: Progress | None = None,
     keep_raw: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> AsyncGenerator[PollResult, None]:
     """Yield one :class:`PollResult` per input item, in completion order.
+
+    ``shard=(i, n)`` keeps only the items whose VIN falls in shard ``i`` of ``n`` (a stable
+    hash, see :mod:`hm_async._shard`): N workers split one list without a coordinator.
 
     ``vehicles`` is consumed lazily (a generator of a million VINs is fine). Bare VINs get
     their brand from one clearance list call; a VIN without approved clearance yields a
@@ -480,6 +485,9 @@ async def poll(
     else:
         raise ValueError("vehicles must be an iterable or async iterable of VINs, "
                          "(vin, brand) tuples or Vehicle objects")
+    if shard is not None:  # (the one hook of sharding; see _shard.py)
+        source = (in_shard_async(source, validate_shard(shard))
+                  if isinstance(source, AsyncIterator) else in_shard(source, shard))
     poller = _Poller(client, keep_raw, progress if progress is not None else Progress())
     results = _Results(concurrency)
     runner = asyncio.get_running_loop().create_task(poller.run(source, concurrency, results))
