@@ -6,7 +6,7 @@ same guarantees, for all workers together:
 
 * **fixed** limit ``R``: no one-second window holds more than ``R`` requests of the brand,
   whatever the number of workers (proof in :mod:`._limiter_scripts`);
-* waiting is first come, first served: inside a process a FIFO lock per brand; across
+* waiting is first come, first served: inside a process a FIFO queue per brand; across
   processes Redis hands out lease start times in the order the requests arrive;
 * a 429 seen by one worker pauses the brand for all of them for its ``Retry-After``
   (the leases already handed out -- at most ``lease_seconds`` of grants per worker -- still
@@ -16,10 +16,11 @@ same guarantees, for all workers together:
 
 Keeping Redis off the hot path: a worker takes grants in **leases** -- up to ``max_lease``
 grants (``R x lease_seconds`` for a limited brand) usable during ``lease_seconds`` (50 ms)
-from the lease's start. While a lease lasts, ``try_acquire`` is a clock read and two
-comparisons; one round trip serves a whole lease. The price of the window proof is that a
-lease occupies its whole ``lease_seconds``: the most a fixed brand can reach is
-``R / (1 + lease_seconds + guard)``, about 93% of ``R`` with the defaults.
+from the lease's start, or ``busy_lease_seconds`` (20 ms) when requests are already queued
+for all of them. While a lease lasts, ``try_acquire`` is a clock read and two comparisons;
+one round trip serves a whole lease. The price of the window proof is that a lease
+occupies its whole length: when the limit binds, the most a fixed brand can reach is
+``R / (1 + busy_lease_seconds + guard)``, about 96% of ``R`` with the defaults.
 
 Faults: see :mod:`._link`. Degraded, each worker paces on an in-process registry with the
 limits divided by the number of workers last seen in Redis, so the fleet stays near ``R``.
@@ -31,6 +32,7 @@ import asyncio
 import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
@@ -54,6 +56,8 @@ __all__ = ["RedisLimiter"]
 #: How long a lease's grants may be used, from its start. Shorter costs more round trips
 #: when the limit does not bind; longer costs throughput when it does (see module doc).
 DEFAULT_LEASE_SECONDS = 0.05
+#: The same for a lease whose grants are all awaited already (the limit binds).
+DEFAULT_BUSY_LEASE_SECONDS = 0.02
 #: Most grants in one lease: when leases are used up, 1/64 round trips per request.
 DEFAULT_MAX_LEASE = 64
 #: A 429 cuts the rate at most once per pause plus this (when no generation is known).
@@ -66,9 +70,9 @@ _MODE_NAMES = {_FIXED: "fixed", _ADAPTIVE: "adaptive", _UNLIMITED: "unlimited"}
 class _Brand:
     """One brand's lease in this process; touched on the event loop thread only."""
 
-    __slots__ = ("cap", "end", "generation", "left", "limit", "lock", "mode", "name",
-                 "paused_until", "rate", "rate_limited", "start", "successes", "total",
-                 "used", "waiting", "want")
+    __slots__ = ("cap", "end", "generation", "left", "limit", "mode", "name",
+                 "paused_until", "pump", "queue", "rate", "rate_limited", "start",
+                 "successes", "total", "used", "want")
 
     def __init__(self, name: str, limits: RateLimits, lease_seconds: float,
                  max_lease: int) -> None:
@@ -90,11 +94,15 @@ class _Brand:
         self.used = 0
         self.generation = 0
         self.paused_until = -math.inf
-        self.lock: asyncio.Lock | None = None
-        self.waiting = 0
+        self.queue: deque[asyncio.Future[int]] = deque()  # waiters, first come first
+        self.pump: asyncio.Task[None] | None = None
         self.successes = 0  # not yet reported to Redis (adaptive estimate)
         self.rate_limited = 0
         self.total = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self.queue)
 
     def take(self) -> int:
         self.left -= 1
@@ -118,6 +126,7 @@ class RedisLimiter:
         key_prefix: str = "hm_async:limits:",
         on_redis_error: OnRedisError = "degrade",
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        busy_lease_seconds: float = DEFAULT_BUSY_LEASE_SECONDS,
         max_lease: int = DEFAULT_MAX_LEASE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,11 +134,13 @@ class RedisLimiter:
             self.limits = rate_limits or RateLimits()
         else:
             self.limits = RateLimits(per_brand=rate_limits)
-        if not 0 < lease_seconds <= 1.0 or max_lease < 1:
-            raise ValueError("need 0 < lease_seconds <= 1 and max_lease >= 1")
+        if not 0 < busy_lease_seconds <= lease_seconds <= 1.0 or max_lease < 1:
+            raise ValueError("need 0 < busy_lease_seconds <= lease_seconds <= 1 and "
+                             "max_lease >= 1")
         self._link = RedisLink(url, on_redis_error=on_redis_error, what="rate limits")
         self._prefix = key_prefix
         self._lease_seconds = lease_seconds
+        self._busy_lease_seconds = busy_lease_seconds
         self._max_lease = max_lease
         self._clock = clock
         self._worker = secrets.token_hex(8)
@@ -178,32 +189,51 @@ class RedisLimiter:
         granted = self.try_acquire(brand)
         if granted is not None:
             return granted
-        lock = b.lock
-        if lock is None:
-            lock = b.lock = asyncio.Lock()
-        b.waiting += 1
-        try:
-            async with lock:
-                return await self._wait_turn(b)
-        finally:
-            b.waiting -= 1
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        b.queue.append(waiter)
+        if b.pump is None:
+            b.pump = loop.create_task(self._pump(b), name=f"hm_async lease {brand}")
+        return await waiter
 
-    async def _wait_turn(self, b: _Brand) -> int:
-        """Run by the brand's lock holder only: a grant once pause and lease allow."""
+    async def _pump(self, b: _Brand) -> None:
+        """The one task per brand that takes leases and hands their grants to the waiters in
+        arrival order, all grants of a lease in one go (waking them one by one through a
+        lock would cost a loop iteration per grant, and late grants expire)."""
         clock = self._clock
-        while True:
-            if self._fallback is not None:
-                return await self._fallback.acquire(b.name)
-            now = clock()
-            if now < b.paused_until:
-                await asyncio.sleep(b.paused_until - now)
-                continue
-            if b.left > 0 and now < b.end:
-                if now >= b.start:
-                    return b.take()
-                await asyncio.sleep(b.start - now)
-                continue
-            await self._take_lease(b)
+        queue = b.queue
+        try:
+            while queue:
+                if queue[0].done():  # a cancelled waiter
+                    queue.popleft()
+                    continue
+                if self._fallback is not None:
+                    generation = await self._fallback.acquire(b.name)
+                    _give(queue, generation)
+                    continue
+                now = clock()
+                if now < b.paused_until:
+                    await asyncio.sleep(b.paused_until - now)
+                    continue
+                if b.left > 0 and now < b.end:
+                    if now < b.start:
+                        await asyncio.sleep(b.start - now)
+                        continue
+                    while b.left > 0 and _give(queue, b.generation):
+                        b.take()
+                    continue
+                await self._take_lease(b)
+        except SharedStateError as exc:  # on_redis_error="fail": every waiter learns it
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+        finally:
+            b.pump = None
+            if queue:  # cancelled: the waiters must not hang
+                for waiter in queue:
+                    waiter.cancel()
+                queue.clear()
 
     async def _take_lease(self, b: _Brand) -> None:
         """One round trip: the next lease of ``b`` (or degrade/raise if Redis is gone)."""
@@ -215,8 +245,12 @@ class RedisLimiter:
             b.want = max(1, min(b.cap, max(b.used * 2, b.waiting)))
         successes, b.successes = b.successes, 0
         limits = self.limits
+        # Requests queued for all of it take a lease's grants at once: a short lease then
+        # costs the window rule less (see _limiter_scripts); otherwise a long one saves trips.
+        length = (self._busy_lease_seconds if b.waiting >= b.want
+                  else self._lease_seconds)
         args: list[str | int] = [b.mode, repr(b.rate if b.mode == _FIXED else 0.0), b.want,
-                repr(self._lease_seconds), repr(WINDOW_GUARD), successes, self._worker,
+                repr(length), repr(WINDOW_GUARD), successes, self._worker,
                 repr(limits.adaptive_start), repr(limits.adaptive_min),
                 repr(limits.adaptive_max or 0.0), repr(SLOW_START_GAIN)]
         keys = [self._key(b.name, "leases"), self._key(b.name, "state"),
@@ -232,7 +266,7 @@ class RedisLimiter:
         received = self._clock()
         delay = float(answer[0])
         b.start = received + delay
-        b.end = sent + delay + self._lease_seconds
+        b.end = sent + delay + length
         b.left = int(answer[1])
         b.used = 0
         b.generation = int(answer[2])
@@ -319,7 +353,7 @@ class RedisLimiter:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def aclose(self) -> None:
-        tasks = list(self._background)
+        tasks = [*self._background, *(b.pump for b in self._brands.values() if b.pump)]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -337,6 +371,16 @@ class RedisLimiter:
     def __repr__(self) -> str:
         return (f"RedisLimiter(url={self._link.url!r}, limits={self.limits!r}, "
                 f"degraded={self.degraded})")
+
+
+def _give(queue: deque[asyncio.Future[int]], generation: int) -> bool:
+    """Wake the first waiter still waiting with a grant; False if there is none."""
+    while queue:
+        waiter = queue.popleft()
+        if not waiter.done():
+            waiter.set_result(generation)
+            return True
+    return False
 
 
 def _share(limits: RateLimits, workers: int) -> RateLimits:

@@ -4,23 +4,27 @@ Time is Redis's own clock (``TIME``): one clock for every worker, so no two proc
 compare theirs. Answers carry *relative* times (seconds from now), which each worker maps
 onto its own monotonic clock.
 
-Keys of one brand: ``<brand>:leases`` (a list of ``"<start> <k>"``, starts non-decreasing),
+Keys of one brand: ``<brand>:leases`` (a list of ``"<end> <k>"`` in start order),
 ``<brand>:state`` (a hash: ``last`` start handed out, ``paused`` until, and the adaptive
 estimate ``rate``, ``gen``, ``slow``, ``recover``, ``step``, ``nocut``), plus one
 ``workers`` sorted set (worker id -> last lease time) shared by all brands.
 
-LEASE -- a batch of ``k`` grants that may be used only in ``[start, start + d)``. The window
-rule: with ``n = max(1, floor(R))`` grants per ``w = (1 if R >= 1 else 1/R)`` seconds, the
-leases whose starts lie in any interval of length ``W = w + d + g`` hold at most ``n``
-grants. Proof that no observed window ``[x, x + w)`` then holds more than ``n``: a grant
-used in it comes from a lease with ``start <= use < start + d``, so ``start`` lies in
-``(x - d, x + w)``; a request observed up to ``g`` later than it was sent only widens that
-interval to length ``w + d + g = W``, which holds at most ``n`` grants. Starts are handed
-out in arrival order (``start >= last``), so a new lease only has to be checked against
-the leases of the last ``W`` seconds, and waiting workers are served first come, first
-served across processes: a lease that does not fit now is *reserved* at the earliest start
-where it fits (the worker sleeps until then), never refused and retried.
-A grant not used by ``start + d`` is gone: the window rule already counted it.
+LEASE -- a batch of ``k`` grants that may be used only in ``[start, end)``, ``end = start +
+d`` (the worker picks ``d`` per lease: short when it has requests queued, which take the
+grants at once; longer when the limit does not bind, to save round trips). Starts are
+handed out in arrival order (``start >= last``), so waiting workers are served first
+come, first served across processes: a lease that does not fit now is *reserved* at the
+earliest start where it fits (the worker sleeps until then), never refused and retried.
+A grant not used by ``end`` is gone: the rule below already counted it.
+
+The window rule, with ``n = max(1, floor(R))`` grants per ``w = (1 if R >= 1 else 1/R)``
+seconds and ``span = w + g`` (``g`` = 20 ms for a request observed a little later than it
+was sent): a new lease starting at ``s`` is admitted only if it and the leases with
+``end > s - span`` hold at most ``n`` grants. Proof that no observed window ``[x, x + w)``
+holds more than ``n``: widen it to ``[x - g, x + w)`` to cover observation lag; its
+grants come from leases whose ``[start, end)`` meets it. Let ``m`` be the one of them
+admitted last (latest start): ``s_m < x + w``, so ``s_m - span < x - g``, so every lease
+meeting the window (``end > x - g``) was counted when ``m`` was admitted: at most ``n``.
 
 CUT -- a 429: pause the brand for everyone until ``now + Retry-After``; for an adaptive
 brand, cut the shared rate like the in-process AIMD (once per generation).
@@ -68,32 +72,37 @@ if mode ~= 'u' then
   local n = math.max(1, math.floor(rate))
   local w = 1
   if rate < 1 then w = 1 / rate end
-  local W = w + d + g
+  local span = w + g
   local entries = redis.call('LRANGE', KEYS[1], 0, -1)
-  local starts, ks, drop = {}, {}, 0
+  local ends, ks, drop = {}, {}, 0
   for i, e in ipairs(entries) do
     local sp = string.find(e, ' ')
-    local s = tonumber(string.sub(e, 1, sp - 1))
-    starts[i] = s
+    ends[i] = tonumber(string.sub(e, 1, sp - 1))
     ks[i] = tonumber(string.sub(e, sp + 1))
-    if s <= now - math.max(W, 2.5) then drop = i end
+    if ends[i] <= now - math.max(span, 2.5) then drop = i end
   end
   if drop > 0 then redis.call('LTRIM', KEYS[1], drop, -1) end
-  local total, first = 0, #starts + 1
-  for i = #starts, 1, -1 do
-    if starts[i] > start - W then total = total + ks[i]; first = i else break end
+  -- the leases that can share a window with one starting at `start`: ends > start - span
+  -- (ends are not sorted when leases differ in length: sum them all, drop by earliest end)
+  local live = {}
+  local total = 0
+  for i = 1, #ends do
+    if ends[i] > start - span then total = total + ks[i]; live[#live + 1] = i end
   end
   if k > n then k = n end
-  local i = first
-  while n - total < 1 do
-    -- full: the earliest start is when the oldest lease in the window leaves it
-    start = math.max(start, starts[i] + W)
-    total = total - ks[i]
-    i = i + 1
+  if n - total < 1 then
+    table.sort(live, function(a, b) return ends[a] < ends[b] end)
+    local j = 1
+    while n - total < 1 do
+      -- full: the earliest start is when the lease that ends first leaves the window
+      start = math.max(start, ends[live[j]] + span)
+      total = total - ks[live[j]]
+      j = j + 1
+    end
   end
   if k > n - total then k = n - total end
-  redis.call('RPUSH', KEYS[1], string.format('%.6f %d', start, k))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((start - now + W + 3) * 1000))
+  redis.call('RPUSH', KEYS[1], string.format('%.6f %d', start + d, k))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((start + d - now + span + 3) * 1000))
 end
 redis.call('HSET', KEYS[2], 'last', string.format('%.6f', start))
 redis.call('PEXPIRE', KEYS[2], 3600000)
