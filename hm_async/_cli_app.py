@@ -26,6 +26,7 @@ from rich.markup import escape
 from ._cli_config import CliSettings, ExitCode, exit_code_for
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError
+from ._shard import in_shard, parse_shard
 from ._version import __version__
 
 __all__ = ["app"]
@@ -131,7 +132,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _run(ctx: typer.Context, work: Callable[[HMClient], Awaitable[int | None]], *,
-         rate_limits: dict[str, float] | None = None) -> None:
+         rate_limits: dict[str, float] | None = None,
+         client_options: dict[str, Any] | None = None) -> None:
     """Run ``work`` with a client built from the global options; exit with its code."""
     settings = ctx.find_object(CliSettings)
     assert settings is not None
@@ -139,7 +141,7 @@ def _run(ctx: typer.Context, work: Callable[[HMClient], Awaitable[int | None]], 
     async def main() -> int | None:
         creds, base_url = settings.resolve()
         async with HMClient(creds, environment=settings.environment, base_url=base_url,
-                            rate_limits=rate_limits or None) as hm:
+                            rate_limits=rate_limits or None, **(client_options or {})) as hm:
             return await work(hm)
 
     try:
@@ -400,6 +402,12 @@ def poll(
         help="BRAND=REQUESTS_PER_SECOND cap (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    shard: Annotated[str | None, typer.Option(
+        help="i/n: poll only shard i of n (stable hash of the VIN), e.g. 0/4 .. 3/4 for "
+             "four workers.")] = None,
+    redis: Annotated[str | None, typer.Option(
+        envvar="HM_REDIS_URL", help="Share the token and the rate limits with other "
+        "workers through this Redis (redis[s]://...; needs hm-async[redis]).")] = None,
 ) -> None:
     """Vehicle data for many VINs: one JSON line per VIN, a progress bar and a summary.
 
@@ -414,6 +422,11 @@ def poll(
     limits = _rate_limits(rate_limit)
     with _read_text(source) as lines:
         items = list(parse_vehicle_lines(lines, brand=brand))
+    if shard is not None:
+        try:
+            items = list(in_shard(items, parse_shard(shard)))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--shard") from None
     if not items:
         raise _fail(f"no VINs in {'stdin' if source == '-' else source}", ExitCode.USAGE)
 
@@ -433,7 +446,19 @@ def poll(
         return ExitCode.AUTH if worst in ("AuthenticationError", "TokenRefusedError") \
             else ExitCode.API
 
-    _run(ctx, work, rate_limits=limits)
+    _run(ctx, work, rate_limits=limits, client_options=_shared_state(redis, limits))
+
+
+def _shared_state(url: str | None, limits: dict[str, float]) -> dict[str, Any] | None:
+    """HMClient options for a worker sharing token and limits through Redis (--redis)."""
+    if url is None:
+        return None
+    try:
+        from .redis import RedisLimiter, RedisTokenStore  # optional: hm-async[redis]
+    except ImportError:
+        raise _fail("--redis needs the redis extra: pip install 'hm-async[redis]'",
+                    ExitCode.USAGE) from None
+    return {"token_store": RedisTokenStore(url), "limiter": RedisLimiter(url, limits)}
 
 
 @app.command(epilog="Examples:\n\n  hm-async demo\n\n  hm-async demo --vehicles 5000 "

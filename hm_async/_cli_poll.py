@@ -220,6 +220,9 @@ def summary_table(outcome: PollOutcome, hm: HMClient, *, title: str = "Poll summ
         f"{hm.tokens.requests_made} token request(s)\n"
         f"HTTP outcomes: {', '.join(f'{k}×{n}' for k, n in outcomes.most_common())}"
     )
+    if hm.degraded:
+        table.caption += ("\nran DEGRADED: Redis was lost mid-run; this worker went on with "
+                          "its own token and limits")
     table.caption_justify = "left"
     return table
 

@@ -70,9 +70,26 @@ _MODE_NAMES = {_FIXED: "fixed", _ADAPTIVE: "adaptive", _UNLIMITED: "unlimited"}
 class _Brand:
     """One brand's lease in this process; touched on the event loop thread only."""
 
-    __slots__ = ("cap", "end", "generation", "left", "limit", "mode", "name",
-                 "paused_until", "pump", "queue", "rate", "rate_limited", "start",
-                 "successes", "total", "used", "want")
+    __slots__ = (
+        "cap",
+        "end",
+        "generation",
+        "late",
+        "left",
+        "limit",
+        "mode",
+        "name",
+        "paused_until",
+        "pump",
+        "queue",
+        "rate",
+        "rate_limited",
+        "start",
+        "successes",
+        "total",
+        "used",
+        "want",
+    )
 
     def __init__(self, name: str, limits: RateLimits, lease_seconds: float,
                  max_lease: int) -> None:
@@ -94,7 +111,9 @@ class _Brand:
         self.used = 0
         self.generation = 0
         self.paused_until = -math.inf
-        self.queue: deque[asyncio.Future[int]] = deque()  # waiters, first come first
+        # waiters, first come first; each gets (generation, end of the lease it came from)
+        self.queue: deque[asyncio.Future[tuple[int, float]]] = deque()
+        self.late = 0  # grants that expired before their waiter could use them
         self.pump: asyncio.Task[None] | None = None
         self.successes = 0  # not yet reported to Redis (adaptive estimate)
         self.rate_limited = 0
@@ -151,6 +170,7 @@ class RedisLimiter:
         self._fallback: RateLimiterRegistry | None = None
         self._workers_seen = 1
         self.round_trips = 0  # Redis calls made (leases and cuts), for benchmarks
+        self.late_grants = 0  # grants whose waiter resumed after their lease had ended
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -190,11 +210,23 @@ class RedisLimiter:
         if granted is not None:
             return granted
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[int] = loop.create_future()
-        b.queue.append(waiter)
-        if b.pump is None:
-            b.pump = loop.create_task(self._pump(b), name=f"hm_async lease {brand}")
-        return await waiter
+        first = False
+        while True:
+            waiter: asyncio.Future[tuple[int, float]] = loop.create_future()
+            if first:
+                b.queue.appendleft(waiter)  # it was its turn: it keeps its place
+            else:
+                b.queue.append(waiter)
+            if b.pump is None:
+                b.pump = loop.create_task(self._pump(b), name=f"hm_async lease {brand}")
+            generation, end = await waiter
+            # A grant is only good until its lease ends (the window proof counts on it): a
+            # task that resumed too late (a busy loop, a descheduled process) asks again.
+            if self._clock() < end:
+                return generation
+            b.late += 1
+            self.late_grants += 1
+            first = True
 
     async def _pump(self, b: _Brand) -> None:
         """The one task per brand that takes leases and hands their grants to the waiters in
@@ -205,11 +237,11 @@ class RedisLimiter:
         try:
             while queue:
                 if queue[0].done():  # a cancelled waiter
-                    queue.popleft()
+                    _ = queue.popleft()
                     continue
                 if self._fallback is not None:
                     generation = await self._fallback.acquire(b.name)
-                    _give(queue, generation)
+                    _give(queue, (generation, math.inf))
                     continue
                 now = clock()
                 if now < b.paused_until:
@@ -219,7 +251,7 @@ class RedisLimiter:
                     if now < b.start:
                         await asyncio.sleep(b.start - now)
                         continue
-                    while b.left > 0 and _give(queue, b.generation):
+                    while b.left > 0 and _give(queue, (b.generation, b.end)):
                         b.take()
                     continue
                 await self._take_lease(b)
@@ -373,12 +405,12 @@ class RedisLimiter:
                 f"degraded={self.degraded})")
 
 
-def _give(queue: deque[asyncio.Future[int]], generation: int) -> bool:
+def _give(queue: deque[asyncio.Future[tuple[int, float]]], grant: tuple[int, float]) -> bool:
     """Wake the first waiter still waiting with a grant; False if there is none."""
     while queue:
         waiter = queue.popleft()
         if not waiter.done():
-            waiter.set_result(generation)
+            waiter.set_result(grant)
             return True
     return False
 
