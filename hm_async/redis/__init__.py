@@ -10,8 +10,10 @@ See ``docs/scale-out.md`` ("Running many workers").
 from __future__ import annotations
 
 from .._errors import SharedStateError
+from ._dedupe import RedisDedupeWindow
 from ._limiter import RedisLimiter
 from ._link import OnRedisError, redact_url
 from ._token_store import RedisTokenStore
 
-__all__ = ["OnRedisError", "RedisLimiter", "RedisTokenStore", "SharedStateError", "redact_url"]
+__all__ = ["OnRedisError", "RedisDedupeWindow", "RedisLimiter", "RedisTokenStore",
+           "SharedStateError", "redact_url"]
