@@ -35,7 +35,8 @@ async def limiters(stack: AsyncExitStack, url: str, n: int,
 
 async def test_four_clients_share_one_brand_limit(redis_server: RedisServer) -> None:
     """4 clients, each polling its shard: the emulator never sees > R in a second, no 429,
-    and the brand runs at >= 90% of R (the emulator's bucket is exactly R)."""
+    and the brand runs at >= 90% of R (the emulator's bucket is exactly R). Everything
+    shares one event loop here (the real processes are in test_redis_workers.py)."""
     rate = 100.0
     cfg = EmulatorConfig(vehicles=500, brands=("bmw",), rate_limits={"bmw": rate})
     async with Emulator(cfg) as emu, AsyncExitStack() as stack:
@@ -59,8 +60,12 @@ async def test_four_clients_share_one_brand_limit(redis_server: RedisServer) -> 
         assert sum(len(r) for r in results) == len(vins) and all(all(r) for r in results)
         assert emu.stats.max_in_window("bmw") <= rate
         assert emu.stats.count("vehicle_data", 429) == 0
-        # the first second may start with a full bucket, so measure the steady part
-        achieved = (len(vins) - rate) / (elapsed - 1.0)
+        # the rate over the middle half of the run (not the start-up or the last stragglers)
+        times = emu.stats.vehicle_data_times["bmw"]
+        span = times[-1] - times[0]
+        lo, hi = times[0] + span / 4, times[0] + 3 * span / 4
+        achieved = sum(lo <= t < hi for t in times) / (hi - lo)
+        assert elapsed < len(vins) / rate * 1.4
         print(f"achieved {achieved:.1f}/s of {rate}, worst window "
               f"{emu.stats.max_in_window('bmw')}")
         assert achieved >= 0.9 * rate, achieved

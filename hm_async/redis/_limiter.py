@@ -15,11 +15,13 @@ same guarantees, for all workers together:
   with the next lease request, a 429 cuts the shared rate once per generation.
 
 Keeping Redis off the hot path: a worker takes grants in **leases** -- up to ``max_lease``
-grants (``R x lease_seconds`` for a limited brand) usable during ``lease_seconds`` (50 ms)
-from the lease's start, or ``busy_lease_seconds`` (20 ms) when requests are already queued
-for all of them. While a lease lasts, ``try_acquire`` is a clock read and two comparisons;
-one round trip serves a whole lease. The price of the window proof is that a lease
-occupies its whole length: when the limit binds, the most a fixed brand can reach is
+grants (``R x lease_seconds`` for a limited brand) usable for a short time from the
+lease's start: ``idle_lease_seconds`` (250 ms) while the limit does not bind,
+``lease_seconds`` (50 ms) when it does, ``busy_lease_seconds`` (20 ms) when requests are
+already queued for all of the lease. While a lease lasts, ``try_acquire`` is a clock read
+and two comparisons; one round trip serves a whole lease. The price of the window proof
+is that a lease occupies its whole length: when the limit binds, the most a fixed brand
+can reach is
 ``R / (1 + busy_lease_seconds + guard)``, about 96% of ``R`` with the defaults.
 
 Faults: see :mod:`._link`. Degraded, each worker paces on an in-process registry with the
@@ -58,6 +60,8 @@ __all__ = ["RedisLimiter"]
 DEFAULT_LEASE_SECONDS = 0.05
 #: The same for a lease whose grants are all awaited already (the limit binds).
 DEFAULT_BUSY_LEASE_SECONDS = 0.02
+#: The same while the limit does not bind (or there is none): few round trips.
+DEFAULT_IDLE_LEASE_SECONDS = 0.25
 #: Most grants in one lease: when leases are used up, 1/64 round trips per request.
 DEFAULT_MAX_LEASE = 64
 #: A 429 cuts the rate at most once per pause plus this (when no generation is known).
@@ -71,6 +75,7 @@ class _Brand:
     """One brand's lease in this process; touched on the event loop thread only."""
 
     __slots__ = (
+        "binding",
         "cap",
         "end",
         "generation",
@@ -105,6 +110,7 @@ class _Brand:
         self.cap = max_lease
         if self.mode == _FIXED:
             self.cap = max(1, min(max_lease, math.ceil(self.rate * lease_seconds)))
+        self.binding = self.mode != _UNLIMITED  # until Redis shows it does not
         self.want = self.cap
         self.start = self.end = -math.inf
         self.left = 0
@@ -146,6 +152,7 @@ class RedisLimiter:
         on_redis_error: OnRedisError = "degrade",
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         busy_lease_seconds: float = DEFAULT_BUSY_LEASE_SECONDS,
+        idle_lease_seconds: float = DEFAULT_IDLE_LEASE_SECONDS,
         max_lease: int = DEFAULT_MAX_LEASE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -153,13 +160,15 @@ class RedisLimiter:
             self.limits = rate_limits or RateLimits()
         else:
             self.limits = RateLimits(per_brand=rate_limits)
-        if not 0 < busy_lease_seconds <= lease_seconds <= 1.0 or max_lease < 1:
-            raise ValueError("need 0 < busy_lease_seconds <= lease_seconds <= 1 and "
-                             "max_lease >= 1")
+        if not (0 < busy_lease_seconds <= lease_seconds <= idle_lease_seconds <= 1.0
+                and max_lease >= 1):
+            raise ValueError("need 0 < busy_lease_seconds <= lease_seconds <= "
+                             "idle_lease_seconds <= 1 and max_lease >= 1")
         self._link = RedisLink(url, on_redis_error=on_redis_error, what="rate limits")
         self._prefix = key_prefix
         self._lease_seconds = lease_seconds
         self._busy_lease_seconds = busy_lease_seconds
+        self._idle_lease_seconds = idle_lease_seconds
         self._max_lease = max_lease
         self._clock = clock
         self._worker = secrets.token_hex(8)
@@ -277,10 +286,16 @@ class RedisLimiter:
             b.want = max(1, min(b.cap, max(b.used * 2, b.waiting)))
         successes, b.successes = b.successes, 0
         limits = self.limits
-        # Requests queued for all of it take a lease's grants at once: a short lease then
-        # costs the window rule less (see _limiter_scripts); otherwise a long one saves trips.
-        length = (self._busy_lease_seconds if b.waiting >= b.want
-                  else self._lease_seconds)
+        # How long the lease lasts: while the limit does not bind, long (few round trips;
+        # its length costs nothing); when it binds, short, and shortest when requests are
+        # queued for all of it and take its grants at once (the window rule charges every
+        # lease its whole length, see _limiter_scripts).
+        if not b.binding:
+            length = self._idle_lease_seconds
+        elif b.waiting >= b.want:
+            length = self._busy_lease_seconds
+        else:
+            length = self._lease_seconds
         args: list[str | int] = [b.mode, repr(b.rate if b.mode == _FIXED else 0.0), b.want,
                 repr(length), repr(WINDOW_GUARD), successes, self._worker,
                 repr(limits.adaptive_start), repr(limits.adaptive_min),
@@ -300,6 +315,9 @@ class RedisLimiter:
         b.start = received + delay
         b.end = sent + delay + length
         b.left = int(answer[1])
+        # Redis made us wait, or the window is more than half full: the limit binds, or
+        # soon will (long leases would then cost throughput).
+        b.binding = b.mode != _UNLIMITED and (delay > 0.0 or float(answer[6]) > 0.5)
         b.used = 0
         b.generation = int(answer[2])
         self._workers_seen = max(1, int(answer[3]))

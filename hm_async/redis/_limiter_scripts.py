@@ -26,6 +26,11 @@ grants come from leases whose ``[start, end)`` meets it. Let ``m`` be the one of
 admitted last (latest start): ``s_m < x + w``, so ``s_m - span < x - g``, so every lease
 meeting the window (``end > x - g``) was counted when ``m`` was admitted: at most ``n``.
 
+Pacing (GCRA): a lease of ``k`` grants also pushes the earliest start of the next one
+``k * (1 + d + g) / R`` seconds on (state ``tat``), so grants flow evenly at about the
+rate the window rule allows instead of ``n`` at once and then nothing for a second; the
+window rule above is what guarantees the bound.
+
 CUT -- a 429: pause the brand for everyone until ``now + Retry-After``; for an adaptive
 brand, cut the shared rate like the in-process AIMD (once per generation).
 """
@@ -45,7 +50,8 @@ local succ = tonumber(ARGV[6])
 redis.call('ZADD', KEYS[3], now, ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 5)
 local workers = redis.call('ZCARD', KEYS[3])
-local st = redis.call('HMGET', KEYS[2], 'rate', 'gen', 'slow', 'recover', 'step', 'paused', 'last')
+local st = redis.call('HMGET', KEYS[2], 'rate', 'gen', 'slow', 'recover', 'step', 'paused', 'last',
+                     'tat')
 local gen = tonumber(st[2]) or 0
 local paused = tonumber(st[6]) or 0
 local last = tonumber(st[7]) or 0
@@ -68,7 +74,9 @@ elseif mode == 'f' then
 end
 local start = math.max(now, paused, last)
 local k = want
+local fill = 0
 if mode ~= 'u' then
+  start = math.max(start, tonumber(st[8]) or 0)
   local n = math.max(1, math.floor(rate))
   local w = 1
   if rate < 1 then w = 1 / rate end
@@ -101,13 +109,16 @@ if mode ~= 'u' then
     end
   end
   if k > n - total then k = n - total end
+  fill = (total + k) / n
+  -- pace: the next lease starts no sooner than this one's share of the rate later
+  redis.call('HSET', KEYS[2], 'tat', string.format('%.6f', start + k * (1 + d + g) / rate))
   redis.call('RPUSH', KEYS[1], string.format('%.6f %d', start + d, k))
   redis.call('PEXPIRE', KEYS[1], math.ceil((start + d - now + span + 3) * 1000))
 end
 redis.call('HSET', KEYS[2], 'last', string.format('%.6f', start))
 redis.call('PEXPIRE', KEYS[2], 3600000)
 return {string.format('%.6f', start - now), k, gen, workers, string.format('%.6f', rate),
-        string.format('%.6f', math.max(0, paused - now))}
+        string.format('%.6f', math.max(0, paused - now)), string.format('%.4f', fill)}
 """
 
 CUT = """
