@@ -10,6 +10,7 @@ emulator shares the test process and must not be the bottleneck), so one run tak
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import json
 import os
@@ -92,11 +93,37 @@ def steady_rate(times: list[float]) -> float:
     return sum(lo <= t < hi for t in times) / (hi - lo)
 
 
-def where_worst(times: list[float], t0: float) -> list[tuple[float, int]]:
-    import bisect
+def where_worst(times: list[float]) -> tuple[float, int]:
+    """(start, count) of the busiest one-second window."""
+    return max(((s, bisect.bisect_left(times, s + 1.0) - i) for i, s in enumerate(times)),
+               key=lambda x: x[1])
 
-    return sorted(((s - t0, bisect.bisect_left(times, s + 1.0) - i)
-                   for i, s in enumerate(times)), key=lambda x: -x[1])[:5]
+
+class LagProbe:
+    """How late the test process's event loop (the emulator's) wakes up, over time."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(0.005)
+            self.samples.append((asked, loop.time() - asked - 0.005))
+
+    def worst(self, start: float, end: float) -> float:
+        return max((lag for t, lag in self.samples if start <= t <= end), default=0.0)
+
+    async def __aenter__(self) -> LagProbe:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def shard_vins(emu: Emulator, i: int) -> set[str]:
@@ -107,7 +134,7 @@ def shard_vins(emu: Emulator, i: int) -> set[str]:
 
 async def test_four_workers_share_token_and_limits_and_survive_a_sigkill(
         redis_server: RedisServer, tmp_path: Path) -> None:
-    async with Emulator(config()) as emu:
+    async with Emulator(config()) as emu, LagProbe() as lag:
         procs = await start_workers(emu, redis_server.url, tmp_path)
         victim, victim_out = procs[0]
         # SIGKILL worker 0 once it is well into its shard (its lock and leases must expire)
@@ -142,7 +169,16 @@ async def test_four_workers_share_token_and_limits_and_survive_a_sigkill(
             print("per second:", per_second(times))
             print(f"{brand}: {len(times)} requests, worst 1 s window {worst} (R={RATE:g}), "
                   f"achieved {achieved:.0f}/s = {achieved / RATE:.0%} of R")
-            assert worst <= RATE, where_worst(times, times[0])
+            # The emulator timestamps a request when its event loop gets to it. On a machine
+            # busier than the test (other jobs), it can be late by more than the 20 ms the
+            # limiter allows for and then sees requests bunched that were not sent bunched:
+            # only the part of its own lateness beyond 20 ms excuses requests above R.
+            start, count = where_worst(times)
+            late = lag.worst(start - 0.1, start + 1.0)
+            allowance = RATE * max(0.0, late - 0.02)
+            print(f"{brand}: emulator late by up to {late * 1000:.0f} ms around the worst "
+                  f"window (at {start - times[0]:.1f} s): allowance {allowance:.0f}")
+            assert worst <= RATE + allowance, (start - times[0], count, late)
             assert achieved >= 0.9 * RATE
 
         # token: one request per refresh cycle for all workers together. A cycle ends when

@@ -164,7 +164,7 @@ class RedisLimiter:
                 and max_lease >= 1):
             raise ValueError("need 0 < busy_lease_seconds <= lease_seconds <= "
                              "idle_lease_seconds <= 1 and max_lease >= 1")
-        self._link = RedisLink(url, on_redis_error=on_redis_error, what="rate limits")
+        self._link = RedisLink(url, on_redis_error=on_redis_error, what="rate limiter")
         self._prefix = key_prefix
         self._lease_seconds = lease_seconds
         self._busy_lease_seconds = busy_lease_seconds

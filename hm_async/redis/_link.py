@@ -104,8 +104,8 @@ class RedisLink:
         if not self.degraded:
             self.degraded = True
             logger.warning(
-                "Redis at %s failed (%s); the shared %s continues in-process for this "
-                "worker (degraded)", self.url, type(exc).__name__, self.what)
+                "Redis at %s failed (%s); this worker goes on with its own %s "
+                "(degraded)", self.url, type(exc).__name__, self.what)
 
     async def aclose(self) -> None:
         await self.client.aclose()
