@@ -154,7 +154,11 @@ class HMClient:
 
     async def __aenter__(self) -> HMClient:
         self._open()
-        await self._connect_shared_state()
+        try:
+            await self._connect_shared_state()
+        except BaseException:
+            await self.aclose()  # no session left open behind a failed start
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

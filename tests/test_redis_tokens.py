@@ -117,10 +117,10 @@ async def test_dead_lock_holder_costs_at_most_the_lock_ttl(emu: Emulator,
 
 async def test_unreachable_redis_names_the_url_without_password(emu: Emulator) -> None:
     url = f"redis://worker:s3cret-pw@127.0.0.1:{free_port()}/0"
-    hm = HMClient(emu.client_credentials, base_url=emu.url, token_store=RedisTokenStore(url))
     with pytest.raises(SharedStateError) as info:
-        await hm.__aenter__()
-    await hm.aclose()
+        async with HMClient(emu.client_credentials, base_url=emu.url,
+                            token_store=RedisTokenStore(url)):
+            pass
     text = str(info.value)
     assert "127.0.0.1" in text and "worker" in text and "s3cret-pw" not in text
     assert emu.stats.token_requests == 0
