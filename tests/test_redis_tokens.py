@@ -7,6 +7,7 @@ processes would; the multi-process run is in test_redis_workers.py.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -149,5 +150,32 @@ async def test_redis_lost_mid_run(emu: Emulator, policy: str,
                 warnings = [r for r in caplog.records if r.levelno == logging.WARNING
                             and "degraded" in r.getMessage()]
                 assert len(warnings) == 1 and p._store.degraded
+    finally:
+        server.stop()
+
+
+async def test_client_goes_on_degraded_and_the_summary_says_so(emu: Emulator) -> None:
+    from rich.console import Console
+
+    from hm_async._cli_poll import run_poll, summary_table
+
+    server = RedisServer().start()
+    try:
+        async with HMClient(emu.client_credentials, base_url=emu.url,
+                            token_store=RedisTokenStore(server.url)) as hm:
+            vins = [(v.vin, v.brand) for v in emu.vehicles[:20]]
+            console = Console(file=io.StringIO(), width=200)
+            first = await run_poll(hm, vins, None, concurrency=4, console=console,
+                                   show_progress=False)
+            assert first.progress.ok == 20 and not hm.degraded
+            server.stop()
+            token = hm.tokens.current()
+            assert token is not None and hm.tokens.invalidate(token)  # needs a new one
+            second = await run_poll(hm, vins, None, concurrency=4, console=console,
+                                    show_progress=False)
+            assert second.progress.done == 20 and second.progress.ok == 20
+            assert hm.degraded
+            console.print(summary_table(second, hm))
+            assert "DEGRADED" in console.file.getvalue()  # type: ignore[attr-defined]
     finally:
         server.stop()
