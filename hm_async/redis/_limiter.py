@@ -64,6 +64,8 @@ DEFAULT_BUSY_LEASE_SECONDS = 0.02
 DEFAULT_IDLE_LEASE_SECONDS = 0.25
 #: Most grants in one lease: when leases are used up, 1/64 round trips per request.
 DEFAULT_MAX_LEASE = 64
+#: The achieved rate in ``snapshot()`` counts grants over about this many seconds.
+ACHIEVED_SPAN = 2.0
 #: A 429 cuts the rate at most once per pause plus this (when no generation is known).
 CUT_HOLDOFF = 1.0
 
@@ -82,6 +84,7 @@ class _Brand:
         "late",
         "left",
         "limit",
+        "marks",
         "mode",
         "name",
         "paused_until",
@@ -124,6 +127,17 @@ class _Brand:
         self.successes = 0  # not yet reported to Redis (adaptive estimate)
         self.rate_limited = 0
         self.total = 0
+        # (time, total) at each lease of the last few seconds, for the achieved rate
+        self.marks: deque[tuple[float, int]] = deque()
+
+    def achieved(self, now: float) -> float:
+        """Grants per second over (about) the last two seconds."""
+        marks = self.marks
+        while len(marks) > 1 and marks[1][0] <= now - ACHIEVED_SPAN:
+            marks.popleft()
+        if not marks or now - marks[0][0] <= 0:
+            return 0.0
+        return (self.total - marks[0][1]) / max(now - marks[0][0], ACHIEVED_SPAN / 4)
 
     @property
     def waiting(self) -> int:
@@ -319,6 +333,7 @@ class RedisLimiter:
         # soon will (long leases would then cost throughput).
         b.binding = b.mode != _UNLIMITED and (delay > 0.0 or float(answer[6]) > 0.5)
         b.used = 0
+        b.marks.append((received, b.total))
         b.generation = int(answer[2])
         self._workers_seen = max(1, int(answer[3]))
         if b.mode == _ADAPTIVE:
@@ -384,7 +399,7 @@ class RedisLimiter:
             name: BrandRateState(
                 brand=name, mode=_MODE_NAMES[b.mode],
                 allowed_rate=None if b.mode == _UNLIMITED else b.rate,
-                achieved_rate=0.0, waiting=b.waiting,
+                achieved_rate=b.achieved(now), waiting=b.waiting,
                 paused_for=max(0.0, b.paused_until - now), requests=b.total,
                 rate_limited=b.rate_limited)
             for name, b in self._brands.items()
