@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 from redis_server import RedisServer, redis_server
@@ -103,3 +105,48 @@ async def test_redis_lost_degrades_to_a_local_window() -> None:
             assert not await window.claim("b")
     finally:
         server.stop()
+
+
+async def test_everything_works_for_an_acl_user_limited_as_the_docs_say(
+        redis_server: RedisServer) -> None:
+    """docs/scale-out.md tells operators which keys and commands to grant; hold it to that."""
+    import redis.asyncio as aioredis
+
+    from hm_async.redis import RedisLimiter, RedisTokenStore
+
+    doc = (Path(__file__).parents[1] / "docs" / "scale-out.md").read_text()
+    listed = re.search(r"the commands\s+the scripts need \(`([^`]+)`\)", doc)
+    assert listed is not None
+    commands = listed.group(1).split()
+    assert "TIME" in commands and "EVALSHA" in commands
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await admin.execute_command("ACL", "SETUSER", "hm", "on", ">pw-hm", "resetkeys",
+                                "~hm_async:*", "-@all", *(f"+{c.lower()}" for c in commands))
+    await admin.aclose()
+    url = f"redis://hm:pw-hm@127.0.0.1:{redis_server.port}/0"
+    async with RedisLimiter(url, {"bmw": 50.0}, on_redis_error="fail") as lim, \
+            RedisDedupeWindow(url, on_redis_error="fail") as window:
+        gen = await lim.acquire("bmw")
+        lim.on_rate_limited("bmw", 0.1, generation=gen)
+        await asyncio.sleep(0.05)
+        await lim.acquire("kia")  # adaptive
+        assert await window.claim("m1") and not await window.claim("m1")
+        await window.done("m1")
+        await window.release("m1")
+        assert not lim.degraded and not window.degraded
+    from hm_async import AccessToken
+
+    store = RedisTokenStore(url, on_redis_error="fail")
+
+    async def fetch() -> AccessToken:
+        now = asyncio.get_running_loop().time()
+        return AccessToken("tok-value", generation=1, issued_at=now, expires_at=now + 60)
+
+    clock = asyncio.get_running_loop().time
+    token = await store.obtain(fetch, namespace="acl", stale=None, clock=clock)
+    other = RedisTokenStore(url)
+    adopted = await other.obtain(fetch, namespace="acl", stale=None, clock=clock)
+    await other.aclose()
+    assert adopted.value == token.value and adopted.generation == 0
+    await store.obtain(fetch, namespace="acl", stale=token, rejected=True, clock=clock)
+    await store.aclose()
