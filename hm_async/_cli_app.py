@@ -36,6 +36,7 @@ from ._cli_stream import register as register_stream
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError, InvalidVehicleError
 from ._poll import PollResult
+from ._shard import in_shard, parse_shard
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from ._version import __version__
 from .models._fleet import CLEARANCE_STATUSES
@@ -156,7 +157,8 @@ def _origin(base_url: str) -> str:
 
 
 def _run(ctx: typer.Context, work: Callable[[HMClient], Awaitable[int | None]], *,
-         rate_limits: dict[str, float] | None = None) -> NoReturn:
+         rate_limits: dict[str, float] | None = None,
+         client_options: dict[str, Any] | None = None) -> NoReturn:
     """Run ``work`` with a client built from the global options; exit with its code."""
     settings = ctx.find_object(CliSettings)
     assert settings is not None
@@ -165,7 +167,7 @@ def _run(ctx: typer.Context, work: Callable[[HMClient], Awaitable[int | None]], 
     async def main() -> int | None:
         creds, base_url = settings.resolve()
         async with HMClient(creds, environment=settings.environment, base_url=base_url,
-                            rate_limits=rate_limits or None) as hm:
+                            rate_limits=rate_limits or None, **(client_options or {})) as hm:
             origin.append(_origin(hm.base_url))
             return await work(hm)
 
@@ -540,6 +542,12 @@ def poll(
         "limits the console shows at production approval.")] = None,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    shard: Annotated[str | None, typer.Option(
+        metavar="I/N", help="Poll only shard I of N (a stable hash of the VIN), e.g. "
+        "0/4 .. 3/4 for four workers.")] = None,
+    redis: Annotated[str | None, typer.Option(
+        metavar="URL", envvar="HM_REDIS_URL", help="Share the token and the rate limits "
+        "with other workers through this Redis (redis[s]://...; needs hm-async[redis]).")] = None,
 ) -> None:
     """Vehicle data for many VINs: one JSON line per VIN, a progress bar and a summary.
 
@@ -563,6 +571,12 @@ def poll(
     if not items and not invalid:
         _fail(f"no VINs in {where}", ExitCode.USAGE)
     items, duplicates = dedupe(items)
+    if shard is not None:
+        try:
+            part = parse_shard(shard)
+        except ValueError as exc:
+            _fail(f"--shard: {exc}", ExitCode.USAGE)
+        items, invalid = list(in_shard(items, part)), list(in_shard(invalid, part))
     resumed = 0
     if resume:
         try:
@@ -599,7 +613,18 @@ def poll(
         return ExitCode.AUTH if worst in ("AuthenticationError", "TokenRefusedError") \
             else ExitCode.API
 
-    _run(ctx, work, rate_limits=limits)
+    _run(ctx, work, rate_limits=limits, client_options=_shared_state(redis, limits))
+
+
+def _shared_state(url: str | None, limits: dict[str, float]) -> dict[str, Any] | None:
+    """HMClient options for a worker sharing token and limits through Redis (--redis)."""
+    if url is None:
+        return None
+    try:
+        from .redis import RedisLimiter, RedisTokenStore  # optional: hm-async[redis]
+    except ImportError:
+        _fail("--redis needs the redis extra: pip install 'hm-async[redis]'", ExitCode.USAGE)
+    return {"token_store": RedisTokenStore(url), "limiter": RedisLimiter(url, limits)}
 
 
 @app.command(epilog="Examples:\n\n  hm-async demo\n\n  hm-async demo --vehicles 5000 "

@@ -22,7 +22,13 @@ from collections.abc import Iterator
 import aiohttp
 
 from ._credentials import CredentialsError
-from ._errors import HMError, HMTimeoutError, RetryBudgetExhaustedError, TransportError
+from ._errors import (
+    HMError,
+    HMTimeoutError,
+    RetryBudgetExhaustedError,
+    SharedStateError,
+    TransportError,
+)
 
 __all__ = ["OutputError", "describe"]
 
@@ -101,7 +107,8 @@ def describe(exc: BaseException, *, origin: str | None = None) -> str:
                                                                     origin=origin)
     if isinstance(exc, HMTimeoutError):
         return f"timed out: {exc}"
-    if isinstance(exc, TransportError):
+    if isinstance(exc, TransportError) and not isinstance(exc, SharedStateError):
+        # (a SharedStateError's own message names the Redis URL, without its password)
         plain = _network(exc, origin)
         if plain is not None:
             return plain

@@ -302,6 +302,9 @@ def summary_table(outcome: PollOutcome, hm: HMClient, *, title: str = "Poll summ
     if calls.get(NO_BRAND):
         table.add_row(NO_BRAND, "", "", "", "", str(calls[NO_BRAND]), "")
     table.caption = "\n".join(_caption(outcome, hm, resume_hint))
+    if hm.degraded:
+        table.caption += ("\nran DEGRADED: Redis was lost mid-run; this worker went on with "
+                          "its own token and limits")
     table.caption_justify = "left"
     return table
 

@@ -43,11 +43,13 @@ from ._config import (
 from ._credentials import Credentials
 from ._decode import decode
 from ._h1_pool import LeanHTTP
+from ._limiter import RateLimiter
 from ._metering import UsageMeter, UsageSnapshot
 from ._poll import Fleet, PollResult, Progress, VehicleInput, WatchResult, poll, watch
 from ._ratelimit import RateLimiterRegistry
 from ._response import Response
 from ._retry import RetryBudget
+from ._token_store import TokenStore
 from ._tokens import TokenProvider
 from ._transport import Transport
 from ._vehicle_data import VehicleDataResource
@@ -73,7 +75,8 @@ class _Shared:
                  ssl: ssl_module.SSLContext | bool, trace_configs: list[aiohttp.TraceConfig] | None,
                  lean_http: bool, clock: Callable[[], float], timeout: Timeout,
                  max_retries: int, retry_budget: RetryBudget,
-                 limiters: RateLimiterRegistry) -> None:
+                 limiters: RateLimiterRegistry, token_store: TokenStore | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         self.credentials = credentials
         self.base_url = base_url
         self.user_session = session
@@ -86,6 +89,9 @@ class _Shared:
         self.max_retries = max_retries
         self.retry_budget = retry_budget
         self.limiters = limiters
+        # shared state of many workers (None: the in-process token and limiters)
+        self.token_store = token_store
+        self.limiter: RateLimiter = limiter if limiter is not None else limiters
         self.meter = UsageMeter()
         #: HM allows 60 single-VIN clearance lookups a minute per application: one pacing
         #: for the client and every view.
@@ -119,12 +125,13 @@ class _Shared:
         tokens = TokenProvider(self.credentials, lane=lane, meter=self.meter,
                                base_url=self.base_url, clock=self.clock,
                                request_timeout=min(total or DEFAULT_TOKEN_REQUEST_TIMEOUT,
-                                                   DEFAULT_TOKEN_REQUEST_TIMEOUT))
+                                                   DEFAULT_TOKEN_REQUEST_TIMEOUT),
+                               store=self.token_store)
         connections = min(limit, self.max_connections)
         self.transport = Transport(
             lane, tokens, max_connections=connections, timeout=self.timeout,
             max_retries=self.max_retries, retry_budget=self.retry_budget, meter=self.meter,
-            limiter=self.limiters, lean=self._make_lean(connections) if self.lean_http else None,
+            limiter=self.limiter, lean=self._make_lean(connections) if self.lean_http else None,
         )
         self.state = _State.OPENED
         return self.transport
@@ -150,9 +157,12 @@ class _Shared:
         self.state = _State.CLOSED
         transport, self.transport = self.transport, None
         if transport is not None:
-            await transport.tokens.aclose()
+            await transport.tokens.aclose()  # closes the token store too
             if transport.lean is not None:
                 await transport.lean.aclose()
+        aclose_limiter = getattr(self.limiter, "aclose", None)  # a Redis limiter's connection
+        if aclose_limiter is not None:
+            await aclose_limiter()
         if self.owned_session is not None:
             session, self.owned_session = self.owned_session, None
             await session.close()
@@ -200,6 +210,11 @@ class HMClient:
     endpoint always use aiohttp. It is off when you pass ``session`` or ``trace_configs``
     (your session's settings and hooks then see every request), or with ``lean_http=False``.
 
+    Many worker processes (see docs/scale-out.md): ``token_store`` shares one token between
+    them (e.g. :class:`hm_async.redis.RedisTokenStore`) and ``limiter`` replaces the
+    in-process per-brand limiters (e.g. :class:`hm_async.redis.RedisLimiter`, which then
+    carries the limits, so ``rate_limits`` does not apply to it). The client closes both.
+
     Use it as ``async with HMClient(...) as hm:`` or call :meth:`aclose` when done.
     """
 
@@ -223,6 +238,8 @@ class HMClient:
         retry_budget: RetryBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         lean_http: bool = True,
+        token_store: TokenStore | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ValueError("credentials must be ClientCredentials or PrivateKeyCredentials, "
@@ -246,7 +263,8 @@ class HMClient:
             max_connections=max_connections, ssl=ssl, trace_configs=trace_configs,
             lean_http=lean_http, clock=clock, timeout=Timeout.coerce(timeout),
             max_retries=max_retries, retry_budget=retry_budget or RetryBudget(clock=clock),
-            limiters=RateLimiterRegistry(rate_limits),
+            limiters=RateLimiterRegistry(rate_limits), token_store=token_store,
+            limiter=limiter,
         )
         self.rate_limits = rate_limits
         self._options = RequestOptions()
@@ -297,6 +315,11 @@ class HMClient:
 
     async def __aenter__(self) -> HMClient:
         self._shared.open()
+        try:
+            await self._connect_shared_state()
+        except BaseException:
+            await self.aclose()  # no session left open behind a failed start
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -315,6 +338,22 @@ class HMClient:
     @property
     def closed(self) -> bool:
         return self._shared.state is _State.CLOSED
+
+    # -- shared state of many workers (token store, limiter) ------------------------------
+
+    async def _connect_shared_state(self) -> None:
+        """Fail at start, naming the URL, when a shared token store or limiter is unreachable."""
+        for part in (self._shared.token_store, self._shared.limiter):
+            connect = getattr(part, "connect", None)
+            if connect is not None:
+                await connect()
+
+    @property
+    def degraded(self) -> bool:
+        """True once a shared token store or limiter lost its backend (e.g. Redis) and this
+        client went on with in-process state (``on_redis_error="degrade"``)."""
+        return any(bool(getattr(part, "degraded", False))
+                   for part in (self._shared.token_store, self._shared.limiter))
 
     def with_options(self, *, timeout: Timeout | float | NotGiven | None = NOT_GIVEN,
                      max_retries: int | None = None) -> HMClient:
@@ -376,11 +415,12 @@ class HMClient:
 
     def _fleet(self) -> Fleet:
         return Fleet(fetch=self._vehicle_data.request, clearances=self.clearance.list,
-                     limiter=self._shared.limiters)
+                     limiter=self._shared.limiter)
 
     def poll(self, vehicles: Iterable[VehicleInput] | AsyncIterable[VehicleInput], *,
              concurrency: int = 64, progress: Progress | None = None,
-             keep_raw: bool = False) -> AsyncGenerator[PollResult, None]:
+             keep_raw: bool = False,
+             shard: tuple[int, int] | None = None) -> AsyncGenerator[PollResult, None]:
         """Vehicle data for a whole fleet: one :class:`PollResult` per input item, in
         completion order.
 
@@ -391,9 +431,11 @@ class HMClient:
         ``concurrency`` requests run at once. ``progress`` receives live counts;
         ``keep_raw`` keeps each body as HM sent it in ``PollResult.raw``. Per-VIN failures
         are results, never exceptions; breaking out of the loop stops in-flight requests.
+        ``shard=(i, n)`` keeps only the VINs of shard ``i`` of ``n`` (a stable hash of the
+        VIN), so N workers split one list without a coordinator.
         """
         return poll(self._fleet(), vehicles, concurrency=concurrency, progress=progress,
-                    keep_raw=keep_raw)
+                    keep_raw=keep_raw, shard=shard)
 
     def watch(self, vehicles: Iterable[VehicleInput], *, every: float,
               rounds: int | None = None, concurrency: int = 64,

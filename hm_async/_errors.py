@@ -21,7 +21,8 @@ enough; the subclasses say what went wrong by meaning, not by HTTP detail::
       |  - HMTimeoutError           a configured timeout fired; ``timeout`` names which
       |  |                          (also a ``TimeoutError``)
       |  - StaleConnectionError     a reused keep-alive connection closed before any byte
-      |                             of the answer (the policy loop re-sends the GET once)
+      |  |                          of the answer (the policy loop re-sends the GET once)
+      |  - SharedStateError         Redis (shared token, limits, dedupe) unreachable or failed
       + DecodeError                 a 2xx answer whose body is not what the spec says
       + CredentialsError            credentials missing or malformed (also ValueError)
       + SettleTimeoutError          clearance.wait_until_settled ran out of time (also a
@@ -70,6 +71,7 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "ServerError",
     "SettleTimeoutError",
+    "SharedStateError",
     "StaleConnectionError",
     "StreamError",
     "StreamRefusedError",
@@ -458,3 +460,9 @@ class StreamRefusedError(StreamError):
 
 class StreamUnavailableError(StreamError):
     """No connection to the broker succeeded within ``give_up_after`` seconds."""
+
+
+class SharedStateError(TransportError):
+    """Redis, which holds the state many workers share (token, limits, dedupe), is
+    unreachable or failed; raised at start, and mid-run with ``on_redis_error="fail"``.
+    The message names the Redis URL without its password."""

@@ -51,6 +51,7 @@ from ._errors import HMError, InvalidVehicleError, NotClearedError
 from ._limiter import RateLimiter
 from ._progress import BrandProgress, Progress
 from ._response import Response
+from ._shard import in_shard, in_shard_async, validate_shard
 from ._slots import Slots
 from ._vehicle_data import decode
 from ._vehicles import VehicleItem, normalize_brand, parse_vehicle_item
@@ -356,8 +357,12 @@ async def poll(
     concurrency: int = 64,
     progress: Progress | None = None,
     keep_raw: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> AsyncGenerator[PollResult, None]:
     """Yield one :class:`PollResult` per input item, in completion order.
+
+    ``shard=(i, n)`` keeps only the items whose VIN falls in shard ``i`` of ``n`` (a stable
+    hash, see :mod:`hm_async._shard`): N workers split one list without a coordinator.
 
     ``vehicles`` is consumed lazily (a generator of a million VINs is fine). Bare VINs get
     their brand from one clearance list call; a VIN without approved clearance yields a
@@ -374,6 +379,9 @@ async def poll(
     else:
         raise ValueError("vehicles must be an iterable or async iterable of VINs, "
                          "(vin, brand) tuples or Vehicle objects")
+    if shard is not None:  # (the one hook of sharding; see _shard.py)
+        source = (in_shard_async(source, validate_shard(shard))
+                  if isinstance(source, AsyncIterator) else in_shard(source, shard))
     poller = _Poller(fleet, keep_raw, progress if progress is not None else Progress())
     results = _Results(concurrency)
     runner = asyncio.get_running_loop().create_task(poller.run(source, concurrency, results))

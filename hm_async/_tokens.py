@@ -78,6 +78,7 @@ from ._errors import (
 from ._metering import TRANSPORT_FAILURE, UsageMeter, outcome_of
 from ._retry import backoff_delay as _backoff_delay
 from ._retry import parse_retry_after
+from ._token_store import MemoryTokenStore, TokenStore
 from ._version import USER_AGENT
 
 __all__ = [
@@ -187,6 +188,7 @@ class TokenProvider:
         request_timeout: float = DEFAULT_TOKEN_REQUEST_TIMEOUT,
         max_attempts: int = DEFAULT_TOKEN_MAX_ATTEMPTS,
         rand: Callable[[], float] = random.random,
+        store: TokenStore | None = None,
     ) -> None:
         """``lane`` is the client's aiohttp lane (or give ``session`` to post through one
         of its own); ``meter`` counts each token request as endpoint "access_tokens"."""
@@ -223,6 +225,9 @@ class TokenProvider:
         self._requests = 0
         self._last_retry_after: float | None = None
         self._closed = False
+        # Where refreshes come from (shared between processes or not); see _token_store.
+        self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        self._rejected: AccessToken | None = None  # the token a 401 cleared, for the store
 
     # -- the fast path ------------------------------------------------------------------
     def current(self) -> AccessToken | None:
@@ -280,6 +285,7 @@ class TokenProvider:
         now = self._clock()
         fresh = now < self._fresh_until
         self._set_token(None)
+        self._rejected = token
         if fresh:
             self._fresh_rejections += 1
             if self._fresh_rejections > 1:
@@ -328,7 +334,7 @@ class TokenProvider:
                     await asyncio.sleep(wait)
                 attempts += 1
                 try:
-                    new = await self._request_token()
+                    new = await self._obtain()
                 except HMError as exc:
                     if not self._after_failure(exc, attempts):
                         logger.warning("token refresh failed after %d attempt(s): %s",
@@ -345,6 +351,28 @@ class TokenProvider:
         finally:
             if self._flight is this:
                 self._flight = None
+
+    async def _obtain(self) -> AccessToken:
+        """One attempt: a token from the store, which calls ``_request_token`` at most once.
+
+        The token to replace is the current one (a refresh ahead of expiry) or, after a 401,
+        the rejected one, which the store then forgets. A token another process fetched
+        arrives with generation 0 and is numbered here, so generations stay this
+        provider's own sequence.
+        """
+        current = self._token
+        stale = current if current is not None else self._rejected
+        new = await self._store.obtain(self._request_token, stale=stale,
+                                       namespace=f"{self._base_url} {self._credentials.client_id}",
+                                       rejected=current is None and stale is not None,
+                                       clock=self._clock)
+        self._rejected = None
+        if new.generation == 0:
+            self._generation += 1
+            new = AccessToken(new.value, generation=self._generation, issued_at=new.issued_at,
+                              expires_at=new.expires_at, scope=new.scope)
+            logger.debug("token adopted from the store generation=%d", new.generation)
+        return new
 
     def _after_failure(self, exc: HMError, attempts: int) -> bool:
         """Record a failed attempt and schedule the next; True if this flight tries again."""
@@ -419,6 +447,7 @@ class TokenProvider:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait((task,))
+        await self._store.aclose()
 
     async def __aenter__(self) -> TokenProvider:
         return self

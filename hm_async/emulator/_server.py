@@ -179,6 +179,7 @@ class EmulatorServer:
                 self._peer(request)
                 if route == "token":
                     stats.token_requests += 1
+                    stats.token_times.append(time.monotonic())
                 await self._delay()
                 fault = self._pick_fault(route)
                 if fault is not None:

@@ -25,7 +25,8 @@ class Stats:
     dropped on purpose); ``statuses`` counts statuses over all routes. ``connections`` is the
     number of distinct client sockets that sent a request. ``vehicle_data_times`` holds, per
     brand (dashed spelling), the ``time.monotonic()`` arrival time of every vehicle-data
-    request, so :meth:`max_in_window` can tell the busiest one-second window.
+    request, so :meth:`max_in_window` can tell the busiest one-second window;
+    ``token_times`` the arrival time of every token request (to check refresh cycles).
     """
 
     token_requests: int = 0
@@ -34,6 +35,7 @@ class Stats:
     statuses: Counter[int] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     vehicle_data_times: dict[str, list[float]] = field(default_factory=dict)
+    token_times: list[float] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
     _peers: set[object] = field(default_factory=set, repr=False)
@@ -74,6 +76,7 @@ class Stats:
         self.statuses.clear()
         self.faults.clear()
         self.vehicle_data_times.clear()
+        self.token_times.clear()
         self.max_in_flight = self.in_flight
         self._peers.clear()
 
