@@ -6,10 +6,10 @@ Start with :class:`HMClient`; see the README for the tour.
 from contextlib import suppress as _suppress
 
 from ._client import ENVIRONMENTS, HMClient
+from ._config import RateLimits, Timeout
 from ._credentials import (
     ClientCredentials,
     Credentials,
-    CredentialsError,
     PrivateKeyCredentials,
     credentials_from_env,
 )
@@ -18,6 +18,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    CredentialsError,
     DecodeError,
     ErrorDetail,
     HMError,
@@ -30,6 +31,7 @@ from ._errors import (
     RetryBudgetExhaustedError,
     ServerError,
     SettleTimeoutError,
+    StaleConnectionError,
     TokenRefusedError,
     TransportError,
     ValidationError,
@@ -37,10 +39,9 @@ from ._errors import (
 )
 from ._metering import UsageRow, UsageSnapshot
 from ._poll import BrandProgress, PollResult, Progress, WatchResult
-from ._ratelimit import BrandRateState, RateLimits
+from ._ratelimit import BrandRateState
 from ._retry import RetryBudget
 from ._tokens import AccessToken, TokenProvider
-from ._transport import Timeout
 from ._vehicles import BRANDS, Vehicle
 from ._version import __version__
 from .models import (
@@ -84,6 +85,7 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "ServerError",
     "SettleTimeoutError",
+    "StaleConnectionError",
     "Timeout",
     "TokenProvider",
     "TokenRefusedError",

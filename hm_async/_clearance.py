@@ -6,7 +6,7 @@ import builtins
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import msgspec
@@ -15,7 +15,8 @@ from yarl import URL
 
 from ._decode import decode
 from ._errors import SettleTimeoutError
-from ._vehicles import Vehicle, normalize_brand, validate_vin
+from ._requester import Requester
+from ._vehicles import Vehicle, normalize_brand, parse_vehicle_item, validate_vin
 from .models._fleet import (
     CLEARANCE_DECODER,
     CLEARANCE_LIST_DECODER,
@@ -25,10 +26,7 @@ from .models._fleet import (
     ClearanceResult,
 )
 
-if TYPE_CHECKING:
-    from ._client import HMClient
-
-__all__ = ["ClearanceResource", "VehicleLike"]
+__all__ = ["ClearanceResource", "VehicleLike", "as_vehicle", "single_get_limiter"]
 
 #: A vehicle given as a ``Vehicle`` or a ``(vin, brand)`` / ``(vin, brand, tags)`` tuple.
 VehicleLike = Vehicle | tuple[str, str] | tuple[str, str, Mapping[str, str]]
@@ -47,18 +45,17 @@ _encoder = msgspec.json.Encoder()
 
 
 def as_vehicle(item: VehicleLike | str, *, argument: str = "vehicles") -> Vehicle:
-    """Turn one caller-given vehicle into a validated :class:`Vehicle`."""
+    """Turn one caller-given vehicle into a validated :class:`Vehicle` (brand required)."""
     if isinstance(item, Vehicle):
         return item
-    if isinstance(item, tuple) and len(item) in (2, 3):
-        tags = dict(item[2]) if len(item) == 3 else None
-        validate_vin(item[0], argument=f"{argument} item vin")
-        return Vehicle(vin=item[0], brand=normalize_brand(item[1], argument=f"{argument} item "
-                                                          "brand"), tags=tags)
-    raise ValueError(
-        f"{argument} items must be Vehicle objects or (vin, brand[, tags]) tuples, got "
-        f"{type(item).__name__}"
-    )
+    if not isinstance(item, tuple) or len(item) not in (2, 3):  # a clearance needs the brand
+        raise ValueError(
+            f"{argument} items must be Vehicle objects or (vin, brand[, tags]) tuples, got "
+            f"{type(item).__name__}")
+    parsed = parse_vehicle_item(item, argument=argument)
+    if parsed.problem is not None or parsed.brand is None:
+        raise ValueError(parsed.problem)
+    return Vehicle(vin=parsed.vin, brand=parsed.brand, tags=parsed.tags)
 
 
 def _condition(values: Sequence[Any]) -> dict[str, Any]:
@@ -120,15 +117,25 @@ def build_filter(
     return out
 
 
-class ClearanceResource:
-    """The Fleet Clearance API. Reached as ``hm.clearance``."""
+def single_get_limiter() -> AsyncLimiter:
+    """The pacing of ``GET /v1/fleets/vehicles/{vin}``: one per application (client and
+    views share it), since HM counts these calls per application."""
+    return AsyncLimiter(1, SINGLE_GET_PERIOD)
 
-    def __init__(self, client: HMClient) -> None:
-        self._client = client
-        self._single_get_limiter = AsyncLimiter(1, SINGLE_GET_PERIOD)
+
+class ClearanceResource:
+    """The Fleet Clearance API. Reached as ``hm.clearance``.
+
+    ``requester`` sends through the client's policy loop with the calling view's options;
+    ``get_limiter`` is the application-wide pacing of :meth:`get` (:func:`single_get_limiter`).
+    """
+
+    def __init__(self, requester: Requester, get_limiter: AsyncLimiter) -> None:
+        self._requester = requester
+        self._single_get_limiter = get_limiter
 
     def _url(self, suffix: str = "") -> URL:
-        return self._client._url("/v1/fleets/vehicles" + suffix)
+        return self._requester.url("/v1/fleets/vehicles" + suffix)
 
     async def request(self, vehicles: Iterable[VehicleLike]) -> list[ClearanceResult]:
         """Ask for data access to ``vehicles``; one :class:`ClearanceResult` per VIN.
@@ -144,8 +151,9 @@ class ClearanceResource:
             body = _encoder.encode({"vehicles": [
                 {"vin": v.vin, "brand": v.brand, "tags": dict(v.tags or {})} for v in batch
             ]})
-            resp = await self._client._request("POST", self._url(), endpoint="clearance.request",
-                                               body=body, idempotent=False)
+            resp = await self._requester.request("POST", self._url(),
+                                                 endpoint="clearance.request", body=body,
+                                                 idempotent=False)
             decoded = decode(CLEARANCE_RESULTS_DECODER, resp.body, what="clearance results",
                              path="/v1/fleets/vehicles")
             results.extend(decoded.vehicles)
@@ -155,8 +163,8 @@ class ClearanceResource:
         """The clearance of one VIN. HM allows 60 of these a minute: prefer :meth:`list`."""
         validate_vin(vin)
         await self._single_get_limiter.acquire()
-        resp = await self._client._request("GET", self._url("/" + vin),
-                                           endpoint="clearance.get", idempotent=True)
+        resp = await self._requester.request("GET", self._url("/" + vin),
+                                             endpoint="clearance.get", idempotent=True)
         return decode(CLEARANCE_DECODER, resp.body, what="clearance",
                       path="/v1/fleets/vehicles/{vin}")
 
@@ -195,7 +203,8 @@ class ClearanceResource:
         url = self._url()
         if flt:
             url = url.with_query({"filter": _encoder.encode(flt).decode()})
-        resp = await self._client._request("GET", url, endpoint="clearance.list", idempotent=True)
+        resp = await self._requester.request("GET", url, endpoint="clearance.list",
+                                             idempotent=True)
         listed = decode(CLEARANCE_LIST_DECODER, resp.body, what="clearance list",
                         path="/v1/fleets/vehicles")
         return builtins.list(listed)
@@ -207,8 +216,8 @@ class ClearanceResource:
         ambiguous failure, since the first attempt may have been applied.
         """
         validate_vin(vin)
-        resp = await self._client._request("DELETE", self._url("/" + vin),
-                                           endpoint="clearance.delete", idempotent=False)
+        resp = await self._requester.request("DELETE", self._url("/" + vin),
+                                             endpoint="clearance.delete", idempotent=False)
         return decode(CLEARANCE_DECODER, resp.body, what="clearance", path="/v1/fleets/vehicles"
                       "/{vin}")
 

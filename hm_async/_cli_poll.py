@@ -132,7 +132,6 @@ def parse_vehicle_lines(lines: Iterable[str], *, brand: str | None = None
 class PollOutcome:
     progress: Progress
     elapsed: float
-    written: int
 
 
 def _bar(console: Console) -> RichProgress:
@@ -181,8 +180,7 @@ async def run_poll(hm: HMClient, items: Sequence[VehicleInput], writer: ResultWr
     finally:
         if bar is not None:
             bar.stop()
-    return PollOutcome(progress=progress, elapsed=time.monotonic() - started,
-                       written=writer.lines if writer is not None else 0)
+    return PollOutcome(progress=progress, elapsed=time.monotonic() - started)
 
 
 def _short(name: str) -> str:

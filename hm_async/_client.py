@@ -1,63 +1,186 @@
 """``HMClient``: the one object a program keeps for its lifetime.
 
-It owns (or borrows) one pooled aiohttp session, one token provider, one retry budget,
-one usage meter and the per-brand rate limiters; resources and the fleet poller share them.
+A client is two things: the state it shares with its views (:class:`_Shared`: one pooled
+aiohttp session, the GET lane, one token provider, one retry budget, one usage meter, the
+per-brand limiters; opened on first use, closed by the root client) and its own
+:class:`~hm_async._config.RequestOptions` (timeout, retries). :meth:`HMClient.with_options`
+returns a view: a client over the same shared state with other options, made without
+copying anything. Resources (``hm.clearance``, vehicle data, the fleet poller) get a small
+:class:`~hm_async._requester.Requester` bound to the client's options, never the client.
 """
 
 from __future__ import annotations
 
-import copy
 import enum
 import ssl as ssl_module
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
+from aiolimiter import AsyncLimiter
 from yarl import URL
 
-from ._clearance import ClearanceResource
+from ._aiohttp_lane import AiohttpLane
+from ._clearance import ClearanceResource, single_get_limiter
+from ._config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_REQUEST_TIMEOUT,
+    DNS_CACHE_SECONDS,
+    ENVIRONMENTS,
+    KEEPALIVE_SECONDS,
+    MAX_BODY_BYTES,
+    NOT_GIVEN,
+    NotGiven,
+    RateLimits,
+    RequestOptions,
+    Timeout,
+)
 from ._credentials import Credentials
 from ._decode import decode
 from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter, UsageSnapshot
-from ._ratelimit import RateLimiterRegistry, RateLimits
-from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
-from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
-from ._transport import MAX_BODY_BYTES, Response, Timeout, Transport
+from ._poll import Fleet, PollResult, Progress, VehicleInput, WatchResult, poll, watch
+from ._ratelimit import RateLimiterRegistry
+from ._response import Response
+from ._retry import RetryBudget
+from ._tokens import TokenProvider
+from ._transport import Transport
+from ._vehicle_data import VehicleDataResource
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
+from .models import VehicleData
 from .models._fleet import ELIGIBILITY_DECODER, Eligibility
 
-if TYPE_CHECKING:
-    from ._poll import PollResult, Progress, VehicleInput, WatchResult
-    from .models import VehicleData
-
 __all__ = ["ENVIRONMENTS", "HMClient"]
-
-#: Base URLs of HM's two environments; every path starts with /v1.
-ENVIRONMENTS: Mapping[str, str] = {
-    "sandbox": "https://sandbox.api.high-mobility.com",
-    "production": "https://api.high-mobility.com",
-}
-
-#: Pooled connections per client. HM's fleet endpoints sit behind one host; 100 parallel
-#: requests saturate a carmaker's limits long before they saturate a socket pool.
-DEFAULT_MAX_CONNECTIONS = 100
-#: Seconds an idle keep-alive connection is kept; below common load balancer idle timeouts
-#: (60 s), so the client, not the server, closes it (fewer stale-socket failures).
-KEEPALIVE_SECONDS = 30.0
-#: DNS answers cached for 5 minutes: fan-out jobs do thousands of requests to one host.
-DNS_CACHE_SECONDS = 300
-
 
 
 class _State(enum.Enum):
     UNOPENED = 1
     OPENED = 2
     CLOSED = 3
+
+
+class _Shared:
+    """What a client and all its views share. Opened on first use by any of them (so a
+    view entered before its root works), closed only by the root client."""
+
+    def __init__(self, credentials: Credentials, *, base_url: str,
+                 session: aiohttp.ClientSession | None, max_connections: int,
+                 ssl: ssl_module.SSLContext | bool, trace_configs: list[aiohttp.TraceConfig] | None,
+                 lean_http: bool, clock: Callable[[], float], timeout: Timeout,
+                 max_retries: int, retry_budget: RetryBudget,
+                 limiters: RateLimiterRegistry) -> None:
+        self.credentials = credentials
+        self.base_url = base_url
+        self.user_session = session
+        self.max_connections = max_connections
+        self.ssl = ssl
+        self.trace_configs = trace_configs
+        self.lean_http = lean_http and session is None and not trace_configs
+        self.clock = clock
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_budget = retry_budget
+        self.limiters = limiters
+        self.meter = UsageMeter()
+        #: HM allows 60 single-VIN clearance lookups a minute per application: one pacing
+        #: for the client and every view.
+        self.clearance_get_limiter: AsyncLimiter = single_get_limiter()
+        self.state = _State.UNOPENED
+        self.transport: Transport | None = None
+        self.owned_session: aiohttp.ClientSession | None = None
+
+    def open(self) -> Transport:
+        if self.state is _State.CLOSED:
+            raise RuntimeError("this HMClient is closed; create a new one")
+        if self.transport is not None:
+            return self.transport
+        session = self.user_session
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, limit_per_host=0, ttl_dns_cache=DNS_CACHE_SECONDS,
+                keepalive_timeout=KEEPALIVE_SECONDS, ssl=self.ssl,
+            )
+            # No session-wide headers: the transport sends one prebuilt header set per
+            # token, which aiohttp merges faster than defaults plus per-call headers.
+            session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=self.trace_configs, raise_for_status=False,
+            )
+            self.owned_session = session
+        limit = getattr(session.connector, "limit", 0) or self.max_connections
+        lane = AiohttpLane(session)
+        # The calls' own time limit also bounds the token request they may wait for.
+        total = self.timeout.total
+        tokens = TokenProvider(self.credentials, lane=lane, meter=self.meter,
+                               base_url=self.base_url, clock=self.clock,
+                               request_timeout=min(total or DEFAULT_TOKEN_REQUEST_TIMEOUT,
+                                                   DEFAULT_TOKEN_REQUEST_TIMEOUT))
+        connections = min(limit, self.max_connections)
+        self.transport = Transport(
+            lane, tokens, max_connections=connections, timeout=self.timeout,
+            max_retries=self.max_retries, retry_budget=self.retry_budget, meter=self.meter,
+            limiter=self.limiters, lean=self._make_lean(connections) if self.lean_http else None,
+        )
+        self.state = _State.OPENED
+        return self.transport
+
+    def _make_lean(self, connections: int) -> LeanHTTP:
+        url = URL(self.base_url)
+        context: ssl_module.SSLContext | None = None
+        if url.scheme == "https":
+            if isinstance(self.ssl, ssl_module.SSLContext):
+                context = self.ssl
+            else:
+                context = ssl_module.create_default_context()
+                if not self.ssl:  # verification off, as asked (self-signed test servers)
+                    context.check_hostname = False
+                    context.verify_mode = ssl_module.CERT_NONE
+        assert url.host is not None and url.port is not None
+        return LeanHTTP(url.host, url.port, ssl=context, max_idle=connections,
+                        keepalive=KEEPALIVE_SECONDS, max_body=MAX_BODY_BYTES)
+
+    async def aclose(self) -> None:
+        if self.state is _State.CLOSED:
+            return
+        self.state = _State.CLOSED
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            await transport.tokens.aclose()
+            if transport.lean is not None:
+                await transport.lean.aclose()
+        if self.owned_session is not None:
+            session, self.owned_session = self.owned_session, None
+            await session.close()
+
+
+class _BoundRequester:
+    """The :class:`~hm_async._requester.Requester` of one client or view: the shared
+    policy loop with this client's options applied."""
+
+    __slots__ = ("_max_retries", "_shared", "_timeout", "base_url")
+
+    def __init__(self, shared: _Shared, options: RequestOptions) -> None:
+        self._shared = shared
+        self._timeout = options.timeout
+        self._max_retries = options.max_retries
+        self.base_url = shared.base_url
+
+    def url(self, path: str) -> URL:
+        return URL(self.base_url + path, encoded=True)
+
+    def request(self, method: str, url: URL, *, endpoint: str, idempotent: bool,
+                body: bytes | None = None, brand: str | None = None,
+                rate_limited: bool = False) -> Awaitable[Response]:
+        # a plain function handing back the policy loop's coroutine: no extra await per call
+        transport = self._shared.transport or self._shared.open()
+        return transport.request(method, url, endpoint=endpoint, brand=brand, body=body,
+                                 idempotent=idempotent, rate_limited=rate_limited,
+                                 timeout=self._timeout, max_retries=self._max_retries)
 
 
 class HMClient:
@@ -80,6 +203,10 @@ class HMClient:
     Use it as ``async with HMClient(...) as hm:`` or call :meth:`aclose` when done.
     """
 
+    _shared: _Shared
+    _options: RequestOptions
+    _is_view: bool
+
     def __init__(
         self,
         credentials: Credentials,
@@ -87,7 +214,7 @@ class HMClient:
         environment: str = "sandbox",
         base_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
-        timeout: Timeout | float | None = 30.0,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         rate_limits: RateLimits | Mapping[str, float] | None = None,
@@ -110,174 +237,130 @@ class HMClient:
             raise ValueError(f"base_url must look like https://host[:port], got {base_url!r}")
         if max_retries < 0 or max_connections < 1:
             raise ValueError("max_retries must be >= 0 and max_connections >= 1")
-        self.base_url = str(url).rstrip("/")
-        self._credentials = credentials
-        self._user_session = session
-        self._max_connections = max_connections
-        self._ssl = ssl
-        self._trace_configs = trace_configs
-        self._lean_http = lean_http and session is None and not trace_configs
-        self._clock = clock
-        self._default_timeout = Timeout.coerce(timeout)
-        self._default_max_retries = max_retries
-        self._retry_budget = retry_budget or RetryBudget(clock=clock)
         if rate_limits is None or isinstance(rate_limits, RateLimits):
-            self.rate_limits = rate_limits or RateLimits()
+            rate_limits = rate_limits or RateLimits()
         else:
-            self.rate_limits = RateLimits(per_brand=rate_limits)
-        self.limiters = RateLimiterRegistry(self.rate_limits)
-        self.meter = UsageMeter()
-        self._state = _State.UNOPENED
+            rate_limits = RateLimits(per_brand=rate_limits)
+        self._shared = _Shared(
+            credentials, base_url=str(url).rstrip("/"), session=session,
+            max_connections=max_connections, ssl=ssl, trace_configs=trace_configs,
+            lean_http=lean_http, clock=clock, timeout=Timeout.coerce(timeout),
+            max_retries=max_retries, retry_budget=retry_budget or RetryBudget(clock=clock),
+            limiters=RateLimiterRegistry(rate_limits),
+        )
+        self.rate_limits = rate_limits
+        self._options = RequestOptions()
         self._is_view = False
-        self._root: HMClient | None = None
-        self._call_timeout: Timeout | None = None
-        self._call_max_retries: int | None = None
-        self._transport: Transport | None = None
-        self._owned_session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
+        view = ", view" if self._is_view else ""
         return (f"HMClient(base_url={self.base_url!r}, client_id="
-                f"{self._credentials.client_id!r}, state={self._state.name.lower()})")
+                f"{self._credentials.client_id!r}, state={self._shared.state.name.lower()}"
+                f"{view})")
+
+    # -- what the client and its views share ---------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self._shared.base_url
+
+    @property
+    def _credentials(self) -> Credentials:
+        return self._shared.credentials
+
+    @property
+    def limiters(self) -> RateLimiterRegistry:
+        """The per-brand rate limiters (shared by the client and its views)."""
+        return self._shared.limiters
+
+    @property
+    def meter(self) -> UsageMeter:
+        """The usage meter (shared by the client and its views); see :meth:`usage`."""
+        return self._shared.meter
+
+    @property
+    def transport(self) -> Transport:
+        """The policy loop (and its lanes) this client and its views share: for inspection
+        and tests (``transport.lean`` is the GET lane, None when it is off)."""
+        return self._shared.transport or self._shared.open()
+
+    @property
+    def tokens(self) -> TokenProvider:
+        """The shared token provider (for inspection; it refreshes by itself)."""
+        return self.transport.tokens
+
+    def usage(self) -> UsageSnapshot:
+        """Calls made so far by endpoint, brand and outcome, retries apart (what HM bills)."""
+        return self._shared.meter.snapshot()
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> HMClient:
-        self._open()
+        self._shared.open()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
-    def _open(self) -> Transport:
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this HMClient is closed; create a new one")
-        if self._transport is not None:
-            return self._transport
-        session = self._user_session
-        if session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ttl_dns_cache=DNS_CACHE_SECONDS,
-                keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._ssl,
-            )
-            # No session-wide headers: the transport sends one prebuilt header set per
-            # token, which aiohttp merges faster than defaults plus per-call headers.
-            session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                trace_configs=self._trace_configs, raise_for_status=False,
-            )
-            self._owned_session = session
-        limit = getattr(session.connector, "limit", 0) or self._max_connections
-        # The calls' own time limit also bounds the token request they may wait for.
-        total = self._default_timeout.total
-        tokens = TokenProvider(self._credentials, session=session, base_url=self.base_url,
-                               clock=self._clock,
-                               request_timeout=min(total or DEFAULT_REQUEST_TIMEOUT,
-                                                   DEFAULT_REQUEST_TIMEOUT))
-        connections = min(limit, self._max_connections)
-        self._transport = Transport(
-            session, tokens, max_connections=connections,
-            timeout=self._default_timeout, max_retries=self._default_max_retries,
-            retry_budget=self._retry_budget, meter=self.meter, limiter=self.limiters,
-            lean=self._make_lean(connections) if self._lean_http else None,
-        )
-        self._state = _State.OPENED
-        return self._transport
-
-    def _make_lean(self, connections: int) -> LeanHTTP:
-        url = URL(self.base_url)
-        context: ssl_module.SSLContext | None = None
-        if url.scheme == "https":
-            if isinstance(self._ssl, ssl_module.SSLContext):
-                context = self._ssl
-            else:
-                context = ssl_module.create_default_context()
-                if not self._ssl:  # verification off, as asked (self-signed test servers)
-                    context.check_hostname = False
-                    context.verify_mode = ssl_module.CERT_NONE
-        assert url.host is not None and url.port is not None
-        return LeanHTTP(url.host, url.port, ssl=context, max_idle=connections,
-                        keepalive=KEEPALIVE_SECONDS, max_body=MAX_BODY_BYTES)
-
     async def aclose(self) -> None:
-        """Stop background token refreshes and close the session if this client made it."""
-        if self._is_view or self._state is _State.CLOSED:
-            return
-        self._state = _State.CLOSED
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.tokens.aclose()
-            if transport.lean is not None:
-                await transport.lean.aclose()
-        if self._owned_session is not None:
-            session, self._owned_session = self._owned_session, None
-            await session.close()
+        """Stop background token refreshes and close the session if this client made it.
+
+        On a view (:meth:`with_options`) this does nothing: the root client owns the
+        shared session, connections and token provider.
+        """
+        if not self._is_view:
+            await self._shared.aclose()
 
     @property
     def closed(self) -> bool:
-        return self._state is _State.CLOSED
+        return self._shared.state is _State.CLOSED
 
-    def with_options(self, *, timeout: Timeout | float | object | None = ...,
+    def with_options(self, *, timeout: Timeout | float | NotGiven | None = NOT_GIVEN,
                      max_retries: int | None = None) -> HMClient:
         """A view of this client with other defaults for the calls made through it.
 
-        It shares the session, token and limits; closing it does nothing.
+        The view shares this client's session, connections, token provider, limiters, meter
+        and retry budget, and differs only in these options (``timeout=None`` means no time
+        limit; an option not given keeps this client's). Closing it does nothing; entering
+        it with ``async with`` before the root client works too.
         """
-        view = copy.copy(self)
-        view._is_view = True
-        view._root = self._root or self
-        view.__dict__.pop("clearance", None)
-        if timeout is not ...:
-            view._call_timeout = Timeout.coerce(timeout)  # type: ignore[arg-type]
-        if max_retries is not None:
-            if max_retries < 0:
-                raise ValueError("max_retries must be >= 0")
-            view._call_max_retries = max_retries
-        return view
-
-    # -- plumbing shared by the resources --------------------------------------------------
-
-    def _url(self, path: str) -> URL:
-        return URL(self.base_url + path, encoded=True)
-
-    @property
-    def _tx(self) -> Transport:
-        if self._root is not None:
-            return self._root._tx
-        return self._transport or self._open()
-
-    async def _request(self, method: str, url: URL, *, endpoint: str,
-                       body: bytes | None = None, idempotent: bool,
-                       brand: str | None = None, rate_limited: bool = False) -> Response:
-        return await self._tx.request(
-            method, url, endpoint=endpoint, brand=brand, body=body, idempotent=idempotent,
-            rate_limited=rate_limited, timeout=self._call_timeout,
-            max_retries=self._call_max_retries,
+        options = RequestOptions(
+            timeout=self._options.timeout if isinstance(timeout, NotGiven)
+            else Timeout.coerce(timeout),
+            max_retries=self._options.max_retries if max_retries is None else max_retries,
         )
-
-    @property
-    def tokens(self) -> TokenProvider:
-        """The shared token provider (for inspection; it refreshes by itself)."""
-        return self._tx.tokens
-
-    def usage(self) -> UsageSnapshot:
-        """Calls made so far by endpoint, brand and outcome, retries apart (what HM bills)."""
-        return self.meter.snapshot()
+        view = object.__new__(HMClient)
+        view._shared = self._shared
+        view._options = options
+        view._is_view = True
+        view.rate_limits = self.rate_limits
+        return view
 
     # -- resources -----------------------------------------------------------------------
 
     @cached_property
+    def _requester(self) -> _BoundRequester:
+        return _BoundRequester(self._shared, self._options)
+
+    @cached_property
     def clearance(self) -> ClearanceResource:
         """The Fleet Clearance API: request, get, list, delete, wait_until_settled."""
-        return ClearanceResource(self)
+        return ClearanceResource(self._requester, self._shared.clearance_get_limiter)
+
+    @cached_property
+    def _vehicle_data(self) -> VehicleDataResource:
+        return VehicleDataResource(self._requester)
 
     async def eligibility(self, vin: str, brand: str) -> Eligibility:
         """Whether ``vin`` of ``brand`` can deliver data (Eligibility API)."""
         validate_vin(vin)
         brand = normalize_brand(brand, allowed=ELIGIBILITY_BRANDS)
         body = msgspec.json.encode({"vin": vin, "brand": brand})
-        resp = await self._request("POST", self._url("/v1/eligibility"), endpoint="eligibility",
-                                   body=body, idempotent=True, brand=brand)
+        requester = self._requester
+        resp = await requester.request("POST", requester.url("/v1/eligibility"),
+                                       endpoint="eligibility", body=body, idempotent=True,
+                                       brand=brand)
         return decode(ELIGIBILITY_DECODER, resp.body, what="eligibility", path="/v1/eligibility")
 
     async def vehicle_data_raw(self, vin: str, brand: str | None = None) -> bytes:
@@ -285,36 +368,41 @@ class HMClient:
 
         ``brand`` (optional) applies that brand's rate limit and meters the call under it.
         """
-        validate_vin(vin)
-        if brand is not None:
-            brand = normalize_brand(brand)
-        resp = await self._request("GET", self._url(VEHICLE_DATA_PATH + vin),
-                                   endpoint="vehicle_data", idempotent=True, brand=brand,
-                                   rate_limited=brand is not None)
-        return resp.body
+        return await self._vehicle_data.raw(vin, brand)
 
     async def vehicle_data(self, vin: str, brand: str | None = None) -> VehicleData:
         """Typed vehicle data of one VIN (Auto API level 13)."""
-        from .models import decode_vehicle_data
+        return await self._vehicle_data.get(vin, brand)
 
-        return decode_vehicle_data(await self.vehicle_data_raw(vin, brand))
+    def _fleet(self) -> Fleet:
+        return Fleet(fetch=self._vehicle_data.request, clearances=self.clearance.list,
+                     limiter=self._shared.limiters)
 
-    def poll(self, vehicles: Iterable[VehicleInput] | Any, *, concurrency: int = 64,
-             progress: Progress | None = None, **kwargs: Any) -> AsyncGenerator[PollResult, None]:
-        """Vehicle data for a whole fleet: one :class:`PollResult` per input VIN, as they finish.
+    def poll(self, vehicles: Iterable[VehicleInput] | AsyncIterable[VehicleInput], *,
+             concurrency: int = 64, progress: Progress | None = None,
+             keep_raw: bool = False) -> AsyncGenerator[PollResult, None]:
+        """Vehicle data for a whole fleet: one :class:`PollResult` per input item, in
+        completion order.
 
-        See :func:`hm_async._poll.poll` for the details.
+        ``vehicles`` (VINs, ``(vin, brand)`` tuples or :class:`Vehicle` objects; an iterable
+        or an async iterable) is consumed lazily. Bare VINs get their brand from one
+        clearance list call; a VIN without approved clearance yields a
+        :class:`~hm_async.NotClearedError` result and costs no request. At most
+        ``concurrency`` requests run at once. ``progress`` receives live counts;
+        ``keep_raw`` keeps each body as HM sent it in ``PollResult.raw``. Per-VIN failures
+        are results, never exceptions; breaking out of the loop stops in-flight requests.
         """
-        from ._poll import poll
+        return poll(self._fleet(), vehicles, concurrency=concurrency, progress=progress,
+                    keep_raw=keep_raw)
 
-        return poll(self, vehicles, concurrency=concurrency, progress=progress, **kwargs)
+    def watch(self, vehicles: Iterable[VehicleInput], *, every: float,
+              rounds: int | None = None, concurrency: int = 64,
+              include_errors: bool = False) -> AsyncGenerator[WatchResult, None]:
+        """Poll ``vehicles`` every ``every`` seconds, yielding only what changed.
 
-    def watch(self, vehicles: Iterable[VehicleInput] | Any, *, every: float,
-              **kwargs: Any) -> AsyncGenerator[WatchResult, None]:
-        """Poll ``vehicles`` every ``every`` seconds, yielding only what changed."""
-        from ._poll import watch
-
-        return watch(self, vehicles, every=every, **kwargs)
-
-
-VEHICLE_DATA_PATH = "/v1/vehicle-data/autoapi-13/"
+        A property counts as changed when its timestamp differs from the last round; the
+        first round reports every VIN. ``rounds`` stops after that many rounds (None: run
+        until the caller stops); errors are yielded only with ``include_errors``.
+        """
+        return watch(self._fleet(), vehicles, every=every, rounds=rounds,
+                     concurrency=concurrency, include_errors=include_errors)

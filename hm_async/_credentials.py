@@ -27,7 +27,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from ._errors import HMError
+from ._errors import CredentialsError
 
 __all__ = [
     "ASSERTION_TYPE",
@@ -42,10 +42,6 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _REDACTED = "<redacted>"
 #: The console's key file is a few hundred bytes; refuse to slurp anything absurd.
 _MAX_KEY_FILE_BYTES = 1024 * 1024
-
-
-class CredentialsError(HMError, ValueError):
-    """Credentials are missing or malformed. The message names the problem, not the secret."""
 
 
 def _require_text(value: object, name: str) -> str:

@@ -15,17 +15,31 @@ enough; the subclasses say what went wrong by meaning, not by HTTP detail::
       |  - ValidationError          422
       |  - RateLimitedError         429, with ``retry_after``
       |  - ServerError              5xx: HM or the carmaker failed (retry later)
-      + TransportError              no usable HTTP answer (connection refused, reset, TLS)
+      + TransportError              no usable HTTP answer; ``kind`` says why ("connect",
+      |  |                          "tls", "certificate", "reset", "closed", "protocol",
+      |  |                          "too_large", "shutdown", "timeout")
       |  - HMTimeoutError           a configured timeout fired; ``timeout`` names which
+      |  |                          (also a ``TimeoutError``)
+      |  - StaleConnectionError     a reused keep-alive connection closed before any byte
+      |                             of the answer (the policy loop re-sends the GET once)
       + DecodeError                 a 2xx answer whose body is not what the spec says
+      + CredentialsError            credentials missing or malformed (also ValueError)
+      + SettleTimeoutError          clearance.wait_until_settled ran out of time (also a
+      |                             ``TimeoutError``; not a TransportError: no request failed)
       + NotClearedError             poll: the VIN has no approved clearance (no request made)
       + InvalidVehicleError         poll: an input item is not a valid VIN/brand (also ValueError)
       + RetryBudgetExhaustedError   the client-wide retry budget is spent (the API looks dead)
 
+Outside this tree on purpose: ``hm_async.webhooks.WebhookError`` (raised to a webhook
+*server*, not by a client call) and ``hm_async.models.UnitConversionError`` (a ``ValueError``
+of unit arithmetic, no API involved).
+
 HM answers errors in three body shapes (``{"errors": [...], "request_id"}``, a bare list of
 error objects, and OAuth's ``{"error", "error_description"}``), and proxies in front of it add
 HTML pages and empty bodies. :func:`error_from_response` turns all of them into the classes
-above. Messages carry what the server said, never a credential or token.
+above. Messages carry what the server said, never a credential or token. Network exceptions
+(aiohttp's, the socket's, the GET lane's) become :class:`TransportError` in one place only,
+:func:`hm_async._network_errors.map_network_error`.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "CredentialsError",
     "DecodeError",
     "ErrorDetail",
     "HMError",
@@ -52,11 +67,14 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "ServerError",
     "SettleTimeoutError",
+    "StaleConnectionError",
     "TokenRefusedError",
     "TransportError",
     "ValidationError",
     "VehicleUnavailableError",
     "error_from_response",
+    "is_consent_removed",
+    "is_invalid_token",
 ]
 
 #: How much of a non-JSON body (an HTML error page) goes into a message.
@@ -171,14 +189,25 @@ class ServerError(APIError):
 
 
 class TransportError(HMError):
-    """No usable HTTP answer: the connection failed, was reset, or TLS was refused."""
+    """No usable HTTP answer: the connection failed, was reset, or TLS was refused.
+
+    ``kind`` names the cause in words a caller can branch on: "connect" (the connection
+    was never established, so the request was never sent), "tls", "certificate", "reset",
+    "closed" (the server hung up before a complete answer), "protocol" (bytes that are not
+    HTTP), "too_large" (a body over the size cap), "shutdown" (the client was closed),
+    "timeout" (see :class:`HMTimeoutError`), or "other".
+    """
+
+    def __init__(self, message: str, *, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class HMTimeoutError(TransportError, TimeoutError):
     """A configured timeout fired. ``timeout`` names which one ("connect", "total", ...)."""
 
     def __init__(self, message: str, *, timeout: str, seconds: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, kind="timeout")
         self.timeout = timeout
         self.seconds = seconds
 
@@ -189,6 +218,19 @@ class HMTimeoutError(TransportError, TimeoutError):
         what = f"{seconds} s without data" if timeout == "read" else f"{seconds} s"
         return cls(f"{timeout} timeout ({what}) on {method} {path}", timeout=timeout,
                    seconds=seconds)
+
+
+class StaleConnectionError(TransportError):
+    """A reused keep-alive connection was closed by the server before any byte of the answer.
+
+    The GET lane raises it instead of sending again by itself: the policy loop re-sends the
+    GET once at once, counted as a retry and charged to the retry budget. The server may
+    still have executed the first copy (it can read a request and then close), which is
+    why only idempotent requests take this path.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="closed")
 
 
 class DecodeError(HMError):
@@ -231,6 +273,9 @@ _REASONS = {
 }
 
 _CONSENT_REMOVED_MARKERS = ("consent is removed", "consent removed", "consent was removed")
+#: Details of a 401 that blame the token itself (a fresh token may fix it).
+_INVALID_TOKEN_MARKERS = ("invalid token", "invalid jwt", "missing or invalid authorization",
+                          "expired")
 
 
 def _text(value: object) -> str | None:
@@ -279,6 +324,20 @@ def _excerpt(body: bytes, content_type: str | None) -> str:
 def is_consent_removed(detail: str | None) -> bool:
     """True for HM's 401 "Consent is removed by OEM": a vehicle problem, not a token one."""
     return detail is not None and any(m in detail.lower() for m in _CONSENT_REMOVED_MARKERS)
+
+
+def is_invalid_token(error: APIError) -> bool:
+    """True for a 401 that blames the access token (so one replay with a new token may pass).
+
+    Not for "consent removed by OEM" (a vehicle problem: a new token would not help).
+    """
+    if not isinstance(error, AuthenticationError):
+        return False  # e.g. PermissionDeniedError for "consent removed by OEM"
+    details = [e.detail for e in error.errors] or [error.detail]
+    if any(is_consent_removed(d) for d in details):
+        return False
+    text = " ".join(d.lower() for d in details if d)
+    return not text or any(m in text for m in _INVALID_TOKEN_MARKERS)
 
 
 def error_from_response(
@@ -334,12 +393,23 @@ def error_from_response(
     return cls(message, **common)
 
 
-class SettleTimeoutError(HMTimeoutError):
-    """``clearance.wait_until_settled`` ran out of time; ``clearances`` is the last state seen."""
+class SettleTimeoutError(HMError, TimeoutError):
+    """``clearance.wait_until_settled`` ran out of time; ``clearances`` is the last state seen.
+
+    Not a :class:`TransportError`: every request succeeded, HM just has not decided yet, so
+    ``except TransportError`` (network trouble) does not catch a clearance deadline.
+    ``timeout`` is "settle" and ``seconds`` the deadline, as on :class:`HMTimeoutError`.
+    """
 
     def __init__(self, message: str, *, seconds: float, clearances: Mapping[str, Any]) -> None:
-        super().__init__(message, timeout="settle", seconds=seconds)
+        super().__init__(message)
+        self.timeout = "settle"
+        self.seconds = seconds
         self.clearances = dict(clearances)
+
+
+class CredentialsError(HMError, ValueError):
+    """Credentials are missing or malformed. The message names the problem, not the secret."""
 
 
 class NotClearedError(HMError):

@@ -25,6 +25,8 @@ import zlib
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._response import Response
+
 __all__ = ["MAX_HEAD_BYTES", "ParsedResponse", "ProtocolError", "Response", "ResponseParser"]
 
 #: Status line plus header fields. HM's answers carry a few hundred bytes of headers;
@@ -41,17 +43,6 @@ _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 class ProtocolError(Exception):
     """The server's bytes are not a valid HTTP/1.1 answer (the connection is unusable)."""
-
-
-class Response:
-    """A fully read HTTP answer: status, headers and body bytes (both request paths)."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
 
 
 class ParsedResponse(Response):

@@ -10,9 +10,12 @@ block built once per token) on a pooled connection and parses the answer with
 
 It is deliberately narrow, and everything else stays on aiohttp:
 
-* GET only. A GET is idempotent, so a pooled connection that turns out to have been closed
-  by the server before any byte of the answer arrived is retried once on a new connection
-  (as aiohttp and browsers do), which is safe.
+* GET only. A pooled connection that turns out to have been closed by the server before any
+  byte of the answer arrived raises :class:`~hm_async.StaleConnectionError`; the lane does
+  not send again by itself: the policy loop (:mod:`hm_async._transport`) re-sends the GET
+  once, as a metered retry within the retry budget. (The server may have read and even
+  executed the first copy before closing; a GET is idempotent, which is what makes the
+  re-send acceptable.)
 * One origin: the client's ``base_url``. The bearer token goes nowhere else, redirects are
   answers (the transport refuses to follow them), and there is no proxy support -- clients
   that need a proxy, trace hooks or their own session use aiohttp for everything.
@@ -35,17 +38,18 @@ from collections.abc import Mapping
 
 import aiohappyeyeballs
 
-from ._errors import HMTimeoutError, TransportError
+from ._errors import HMTimeoutError, StaleConnectionError, TransportError
 from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
+from ._network_errors import map_network_error
 
-__all__ = ["LeanHTTP"]
+__all__ = ["LeanHTTP", "StaleConnectionError"]
 
 #: Seconds before the next address is tried in parallel (RFC 8305 recommends 0.25).
 HAPPY_EYEBALLS_DELAY = 0.25
 
 
 class _ClosedBeforeAnswer(Exception):
-    """A pooled connection was closed by the server before answering: send again."""
+    """The server closed the connection before any byte of the answer (see ``get``)."""
 
 
 class _Connection(asyncio.Protocol):
@@ -151,7 +155,7 @@ class LeanHTTP:
                   connect: float | None, read: float | None) -> ParsedResponse:
         """Send ``GET target`` and return the whole answer; raise HMError subclasses."""
         if self._closed:
-            raise TransportError("the client is closed")
+            raise TransportError("the client is closed", kind="shutdown")
         loop = self.loop
         if loop is None:
             loop = self.loop = asyncio.get_running_loop()
@@ -167,16 +171,19 @@ class LeanHTTP:
                 try:
                     return await self._exchange(conn, request, target, deadline, total, read)
                 except _ClosedBeforeAnswer:
-                    # the server closed this pooled connection while it was idle; the GET
-                    # never reached it, so sending it again on a new one is safe
                     if self._closed:
-                        raise TransportError("the client is closed") from None
+                        raise TransportError("the client is closed", kind="shutdown") from None
+                    # Usually closed while idle, but the server may also have read (even
+                    # executed) the GET before closing: the policy loop decides on a re-send.
+                    raise StaleConnectionError(
+                        f"connection failure on GET {_path(target)}: the server closed a "
+                        f"reused keep-alive connection before answering") from None
             conn = await self._connect(target, deadline, connect, total)
             return await self._exchange(conn, request, target, deadline, total, read)
         except _ClosedBeforeAnswer:
             raise TransportError(
                 f"connection failure on GET {_path(target)}: the server closed a new "
-                f"connection without answering") from None
+                f"connection without answering", kind="closed") from None
 
     async def aclose(self) -> None:
         """Close every connection, idle or busy; later requests fail."""
@@ -252,21 +259,13 @@ class LeanHTTP:
                 _abandon(connecting)
                 raise asyncio.TimeoutError
             _, conn = connecting.result()
-        except asyncio.TimeoutError as exc:
-            raise HMTimeoutError.fired(kind, seconds, "GET", _path(target)) from exc
-        except ssl_module.SSLError as exc:
-            raise TransportError(
-                f"TLS failure talking to {self.host}: {exc.__class__.__name__}: {exc}"
-            ) from exc
-        except OSError as exc:
-            raise TransportError(
-                f"connection failure on GET {_path(target)}: cannot connect to "
-                f"{self.host}:{self.port}: {exc.__class__.__name__}"
-                f"{': ' + str(exc) if str(exc) else ''}"
-            ) from exc
+        except (asyncio.TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError too
+            raise map_network_error(exc, method="GET", path=_path(target), host=self.host,
+                                    port=self.port, fired=kind, seconds=seconds,
+                                    connecting=True) from exc
         if self._closed:
             conn.close()
-            raise TransportError("the client is closed")
+            raise TransportError("the client is closed", kind="shutdown")
         if conn.lost:  # closed by the server before this task resumed: writing would hang
             raise _ClosedBeforeAnswer
         self._all.add(conn)

@@ -1,8 +1,9 @@
 """Usage metering: HM bills production apps per API call, priced per carmaker.
 
-The transport counts every HTTP attempt by (endpoint, brand, outcome); retries are counted
-apart from first attempts, so an operator can estimate a month's bill from a day's snapshot
-and spot runaway retries. Counting is one dict increment per attempt.
+The policy loop counts every HTTP attempt by (endpoint, brand, outcome), and the token
+provider its token requests (endpoint "access_tokens", brand None); retries are counted apart
+from first attempts, so an operator can estimate a month's bill from a day's snapshot and spot
+runaway retries. Counting is one dict increment per attempt.
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from collections.abc import Mapping
 
 import msgspec
 
-__all__ = ["UsageMeter", "UsageRow", "UsageSnapshot"]
+__all__ = ["TRANSPORT_FAILURE", "UsageMeter", "UsageRow", "UsageSnapshot", "outcome_of"]
+
+#: The outcome of an attempt that got no HTTP answer (connection failure, timeout).
+TRANSPORT_FAILURE = "transport"
+_OUTCOMES = {s: str(s) for s in range(100, 600)}
+
+
+def outcome_of(status: int) -> str:
+    """The outcome name of an answer with ``status`` ("200", "429", ...), without a new str
+    per call for the usual statuses."""
+    return _OUTCOMES.get(status) or str(status)
 
 
 class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,7 +94,3 @@ class UsageMeter:
                      retries=self._retries[(e, b, o)])
             for e, b, o in keys
         ))
-
-    def reset(self) -> None:
-        self._calls.clear()
-        self._retries.clear()

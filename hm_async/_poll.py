@@ -3,8 +3,13 @@
 Shape of a poll::
 
     inputs (lazy) ──► N workers (anyio task group, N = concurrency) ──► bounded stream ──► caller
-                         │  per-brand limiter, retries, token: all in the transport
+                         │  fleet.fetch(vin, brand): the client's one vehicle-data request
+                         │  (per-brand limiter, retries, token: all in the policy loop)
                          └─ every failure becomes that VIN's PollResult.error
+
+The poller gets a :class:`Fleet` -- the vehicle-data request, the clearance list (for bare
+VINs) and the limiter (to see which brands are throttled) -- never the client itself.
+Every input item is read by :func:`~hm_async._vehicles.parse_vehicle_item`, once.
 
 Why it is built this way:
 
@@ -26,38 +31,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
 )
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import anyio
 import msgspec
-from yarl import URL
 
 from ._clearance import VehicleLike
 from ._errors import HMError, InvalidVehicleError, NotClearedError
+from ._limiter import RateLimiter
+from ._progress import BrandProgress, Progress
+from ._response import Response
 from ._slots import Slots
-from ._vehicles import Vehicle, normalize_brand, validate_vin
-from .models import VehicleData, decode_vehicle_data
+from ._vehicle_data import decode
+from ._vehicles import VehicleItem, normalize_brand, parse_vehicle_item
+from .models import VehicleData
+from .models._fleet import Clearance
 
-if TYPE_CHECKING:
-    from ._client import HMClient
-    from ._transport import RateLimiter
-    from .models._fleet import Clearance
-
-__all__ = ["BrandProgress", "PollResult", "Progress", "VehicleInput", "WatchResult", "poll",
-           "watch"]
+__all__ = ["BrandProgress", "Fleet", "PollResult", "Progress", "VehicleInput", "WatchResult",
+           "poll", "watch"]
 
 #: What ``poll`` accepts per item: a VIN (brand learned from the clearance list), a
 #: ``(vin, brand)`` tuple or a :class:`Vehicle`.
 VehicleInput = str | VehicleLike
+
+
+
+class Fleet(NamedTuple):
+    """What a poll needs from the client, and nothing more."""
+
+    #: The one vehicle-data request: ``fetch(vin, brand)`` -> the 200 answer (or HMError).
+    fetch: Callable[[str, str | None], Awaitable[Response]]
+    #: Every clearance of the application (one list call), for VINs given without a brand.
+    clearances: Callable[[], Awaitable[list[Clearance]]]
+    #: The per-brand limiter, read (``waiting``) to keep a throttled brand from every worker.
+    limiter: RateLimiter | None
+
 
 _END = object()
 #: Input items a poll may set aside while their brand is throttled (see _Scheduler): at
@@ -92,110 +110,11 @@ class WatchResult(msgspec.Struct, frozen=True, kw_only=True):
     error: HMError | None = None
 
 
-class BrandProgress:
-    """Counters of one brand. Plain ints: updating them is the whole hot-path cost."""
-
-    __slots__ = ("done", "errors", "failed", "ok")
-
-    def __init__(self) -> None:
-        self.done = 0
-        self.ok = 0
-        self.failed = 0
-        self.errors: Counter[str] = Counter()
-
-    def __repr__(self) -> str:
-        return f"BrandProgress(done={self.done}, ok={self.ok}, failed={self.failed})"
-
-
-class Progress:
-    """Live counts of a poll, per brand, for progress bars and dashboards.
-
-    Pass one to ``hm.poll(..., progress=p)`` and read it from anywhere (the CLI's bar does);
-    ``rate()`` is results per second over the last few seconds.
-    """
-
-    def __init__(self, *, total: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.total = total
-        self.brands: dict[str, BrandProgress] = {}
-        self._clock = clock
-        self.started = clock()
-        self._samples: list[tuple[float, int]] = [(self.started, 0)]
-
-    def record(self, brand: str | None, error: HMError | None) -> None:
-        key = brand or "unknown"
-        counts = self.brands.get(key)
-        if counts is None:
-            counts = self.brands[key] = BrandProgress()
-        counts.done += 1
-        if error is None:
-            counts.ok += 1
-        else:
-            counts.failed += 1
-            counts.errors[type(error).__name__] += 1
-
-    @property
-    def done(self) -> int:
-        return sum(b.done for b in self.brands.values())
-
-    @property
-    def ok(self) -> int:
-        return sum(b.ok for b in self.brands.values())
-
-    @property
-    def failed(self) -> int:
-        return sum(b.failed for b in self.brands.values())
-
-    def rate(self, window: float = 5.0) -> float:
-        """Results per second over roughly the last ``window`` seconds."""
-        now, done = self._clock(), self.done
-        samples = self._samples
-        if now - samples[-1][0] >= 0.5:
-            samples.append((now, done))
-        while len(samples) > 2 and now - samples[1][0] >= window:
-            samples.pop(0)
-        t0, d0 = samples[0]
-        return (done - d0) / (now - t0) if now > t0 else 0.0
-
-    def errors(self) -> Counter[str]:
-        """Failed results by error class name, over all brands."""
-        total: Counter[str] = Counter()
-        for b in self.brands.values():
-            total.update(b.errors)
-        return total
-
-
-def _split(item: Any) -> tuple[str, str | None]:
-    """(vin, brand or None) of one input item; raises InvalidVehicleError."""
-    try:
-        if isinstance(item, str):
-            return validate_vin(item), None
-        if isinstance(item, Vehicle):
-            return item.vin, item.brand
-        if isinstance(item, tuple) and len(item) in (2, 3):
-            return validate_vin(item[0]), normalize_brand(item[1])
-    except ValueError as exc:
-        raise InvalidVehicleError(str(exc)) from exc
-    raise InvalidVehicleError(
-        f"poll items must be VINs, (vin, brand) tuples or Vehicle objects, got "
-        f"{type(item).__name__}")
-
-
-def _vin_of(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, Vehicle):
-        return item.vin
-    if isinstance(item, tuple) and item and isinstance(item[0], str):
-        return item[0]
-    return repr(item)[:40]
-
-
 class _ClearanceDirectory:
     """VIN -> clearance, loaded with one list call the first time a bare VIN needs a brand."""
 
-    def __init__(self, client: HMClient) -> None:
-        self._client = client
+    def __init__(self, clearances: Callable[[], Awaitable[list[Clearance]]]) -> None:
+        self._clearances = clearances
         self._lock = anyio.Lock()
         self._by_vin: dict[str, Clearance] | None = None
         self._error: HMError | None = None
@@ -205,7 +124,7 @@ class _ClearanceDirectory:
             async with self._lock:
                 if self._by_vin is None and self._error is None:
                     try:
-                        listed = await self._client.clearance.list()
+                        listed = await self._clearances()
                         self._by_vin = {c.vin: c for c in listed}
                     except HMError as exc:
                         self._error = exc
@@ -234,7 +153,7 @@ class _Scheduler:
         self._limiter = limiter
         self._share = max(1, (concurrency + 1) // 2)
         self._lookahead = lookahead
-        self._parked: dict[str, deque[Any]] = {}
+        self._parked: dict[str, deque[VehicleItem]] = {}
         self._parked_count = 0
         self._running: dict[str | None, int] = {}
 
@@ -244,20 +163,22 @@ class _Scheduler:
         limiter = self._limiter
         return limiter is None or limiter.waiting(brand) < self.SATURATED_WAITERS
 
-    def _start(self, brand: str | None, item: Any) -> tuple[str | None, Any]:
+    def _start(self, item: VehicleItem) -> VehicleItem:
+        brand = item.brand
         self._running[brand] = self._running.get(brand, 0) + 1
-        return brand, item
+        return item
 
-    def admit(self, item: Any) -> tuple[str | None, Any] | None:
-        """``(brand, item)`` to run now, or None when the item was parked for later."""
-        brand = _brand_hint(item)
+    def admit(self, raw: object) -> VehicleItem | None:
+        """The input item, read, to run now; None when it was parked for later."""
+        item = parse_vehicle_item(raw)
+        brand = item.brand
         if brand is None or self._parked_count >= self._lookahead or self._has_room(brand):
-            return self._start(brand, item)
+            return self._start(item)
         self._parked.setdefault(brand, deque()).append(item)
         self._parked_count += 1
         return None
 
-    def unpark(self, *, force: bool = False) -> tuple[str | None, Any] | None:
+    def unpark(self, *, force: bool = False) -> VehicleItem | None:
         """A parked item whose brand has room; with ``force``, any parked item if none has."""
         if not self._parked_count:
             return None
@@ -273,51 +194,28 @@ class _Scheduler:
         if not items:
             del self._parked[chosen]
         self._parked_count -= 1
-        return self._start(chosen, item)
+        return self._start(item)
 
     def finished(self, brand: str | None) -> None:
         self._running[brand] -= 1
 
 
-def _brand_hint(item: Any) -> str | None:
-    """The brand of an input item if it names one, without raising."""
-    if isinstance(item, Vehicle):
-        return item.brand
-    if isinstance(item, tuple) and len(item) >= 2 and isinstance(item[1], str):
-        try:
-            return normalize_brand(item[1])
-        except ValueError:
-            return None
-    return None
-
-
 class _Poller:
     """The workers of one poll; see the module docstring."""
 
-    def __init__(self, client: HMClient, keep_raw: bool, progress: Progress) -> None:
-        from ._client import VEHICLE_DATA_PATH
-
-        self._client = client
-        self._tx = client._tx
-        self._prefix = client.base_url + VEHICLE_DATA_PATH
+    def __init__(self, fleet: Fleet, keep_raw: bool, progress: Progress) -> None:
+        self._fetch = fleet.fetch
+        self._limiter = fleet.limiter
         self._keep_raw = keep_raw
         self._progress = progress
-        self._directory = _ClearanceDirectory(client)
-        self._timeout = client._call_timeout
-        self._max_retries = client._call_max_retries
+        self._directory = _ClearanceDirectory(fleet.clearances)
 
-    async def one(self, item: Any, brand: str | None = None) -> PollResult:
-        """The result for one input item; ``brand`` is the scheduler's normalised hint."""
-        vin = _vin_of(item)
+    async def one(self, item: VehicleItem) -> PollResult:
+        """The result for one input item, whatever happens."""
+        vin, brand = item.vin, item.brand
         try:
-            if brand is None:
-                vin, brand = _split(item)  # validates
-            elif not isinstance(item, Vehicle):  # a Vehicle validated itself
-                # the scheduler already normalised the brand; only the VIN is left to check
-                try:
-                    vin = validate_vin(item[0])
-                except ValueError as exc:
-                    raise InvalidVehicleError(str(exc)) from exc
+            if item.problem is not None:
+                raise InvalidVehicleError(item.problem)
             if brand is None:
                 clearance = await self._directory.lookup(vin)
                 if clearance is None or clearance.status != "approved":
@@ -326,12 +224,9 @@ class _Poller:
                         f"{vin} has no approved clearance (status: {status or 'unknown to HM'});"
                         f" no vehicle-data request made", vin=vin, status=status)
                 brand = normalize_brand(clearance.brand) if clearance.brand else None
-            resp = await self._tx.request(
-                "GET", URL(self._prefix + vin, encoded=True), endpoint="vehicle_data",
-                brand=brand, idempotent=True, rate_limited=brand is not None,
-                timeout=self._timeout, max_retries=self._max_retries)
-            result = PollResult(vin=vin, brand=brand, data=decode_vehicle_data(resp.body),
-                                raw=resp.body if self._keep_raw else None)
+            body = (await self._fetch(vin, brand)).body
+            result = PollResult(vin=vin, brand=brand, data=decode(body),
+                                raw=body if self._keep_raw else None)
         except HMError as exc:
             result = PollResult(vin=vin, brand=brand, error=exc)
         except Exception as exc:  # a bug must not lose the VIN: report it on the result
@@ -346,7 +241,7 @@ class _Poller:
         # async generators cannot be advanced by several tasks at once: for an async source
         # one feeder reads ahead into a small bounded stream that the workers share
         work_send, work_receive = anyio.create_memory_object_stream[Any](concurrency)
-        self._scheduler = _Scheduler(self._tx.limiter, concurrency,
+        self._scheduler = _Scheduler(self._limiter, concurrency,
                                      max(MIN_LOOKAHEAD, LOOKAHEAD_PER_WORKER * concurrency))
 
         async def feed() -> None:
@@ -374,7 +269,7 @@ class _Poller:
             work_receive.close()
             results.close()
 
-    def _next_sync(self, source: Iterator[Any]) -> tuple[str | None, Any] | None:
+    def _next_sync(self, source: Iterator[Any]) -> VehicleItem | None:
         # next() runs to completion without yielding to the loop, so workers can share it.
         scheduler = self._scheduler
         picked = scheduler.unpark()
@@ -385,7 +280,7 @@ class _Poller:
                 return picked
         return scheduler.unpark(force=True)
 
-    async def _next_async(self, receive: Callable[[], Any]) -> tuple[str | None, Any] | None:
+    async def _next_async(self, receive: Callable[[], Any]) -> VehicleItem | None:
         scheduler = self._scheduler
         picked = scheduler.unpark()
         if picked is not None:
@@ -395,12 +290,11 @@ class _Poller:
                 return picked
         return scheduler.unpark(force=True)
 
-    async def _run_one(self, picked: tuple[str | None, Any], results: _Results) -> None:
-        brand, item = picked
+    async def _run_one(self, item: VehicleItem, results: _Results) -> None:
         try:
-            result = await self.one(item, brand)
+            result = await self.one(item)
         finally:
-            self._scheduler.finished(brand)
+            self._scheduler.finished(item.brand)
         await results.put(result)
 
     async def _work_sync(self, source: Iterator[Any], results: _Results) -> None:
@@ -456,7 +350,7 @@ class _Results:
 
 
 async def poll(
-    client: HMClient,
+    fleet: Fleet,
     vehicles: Iterable[VehicleInput] | AsyncIterable[VehicleInput],
     *,
     concurrency: int = 64,
@@ -480,7 +374,7 @@ async def poll(
     else:
         raise ValueError("vehicles must be an iterable or async iterable of VINs, "
                          "(vin, brand) tuples or Vehicle objects")
-    poller = _Poller(client, keep_raw, progress if progress is not None else Progress())
+    poller = _Poller(fleet, keep_raw, progress if progress is not None else Progress())
     results = _Results(concurrency)
     runner = asyncio.get_running_loop().create_task(poller.run(source, concurrency, results))
     try:
@@ -515,7 +409,7 @@ def _timestamps(data: VehicleData) -> dict[str, Any]:
 
 
 async def watch(
-    client: HMClient,
+    fleet: Fleet,
     vehicles: Iterable[VehicleInput],
     *,
     every: float,
@@ -539,7 +433,7 @@ async def watch(
     while rounds is None or round_no < rounds:
         started = time.monotonic()
         inputs = [(i, brands[i]) if isinstance(i, str) and i in brands else i for i in items]
-        async with contextlib.aclosing(poll(client, inputs, concurrency=concurrency)) as results:
+        async with contextlib.aclosing(poll(fleet, inputs, concurrency=concurrency)) as results:
             async for r in results:
                 if r.brand is not None:
                     brands[r.vin] = r.brand

@@ -48,19 +48,20 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import msgspec
 from aiolimiter import AsyncLimiter
 
+from ._config import ADAPTIVE_MIN, ADAPTIVE_START, MAX_FIXED_RATE, RateLimits
 from ._retry import MAX_RETRY_AFTER
-from ._vehicles import normalize_brand
 
-__all__ = ["BrandRateState", "RateLimiterRegistry", "RateLimits"]
+# RateLimits and the adaptive defaults live in _config with the other settings; they are
+# re-exported here for the code that always imported them from this module.
+__all__ = ["ADAPTIVE_MIN", "ADAPTIVE_START", "MAX_FIXED_RATE", "BrandRateState",
+           "RateLimiterRegistry", "RateLimits"]
 
 DEFAULT_PAUSE = 1.0
-ADAPTIVE_START = 10.0
-ADAPTIVE_MIN = 0.5
 SLOW_START_GAIN = 0.5
 DECREASE = 0.8
 INCREASE = 0.05
@@ -72,8 +73,6 @@ REBUILD_TOLERANCE = 0.02
 #: little after the grant (the caller, or the server after the request crossed localhost)
 #: still never sees ``R + 1`` requests within one second. Costs 2% of the rate at most.
 WINDOW_GUARD = 0.02
-#: Highest finite limit: the window log keeps ``floor(R)`` timestamps. Use ``math.inf``.
-MAX_FIXED_RATE = 10_000.0
 #: Minimum span of post-pause traffic before the accepted rate is trusted for a cut.
 MIN_MEASURE_SPAN = 0.5
 
@@ -82,64 +81,6 @@ _SLOTS = 20  # two seconds of history
 
 _FIXED, _ADAPTIVE, _UNLIMITED = 0, 1, 2
 _MODE_NAMES = ("fixed", "adaptive", "unlimited")
-
-
-class RateLimits:
-    """Configuration: a limit per brand (either spelling) and a default; immutable.
-
-    A limit is requests per second; ``math.inf`` means "do not pace" (429s still pause).
-    A brand with neither a limit nor a ``default`` is adaptive.
-    """
-
-    __slots__ = ("_per_brand", "adaptive_max", "adaptive_min", "adaptive_start", "default")
-
-    def __init__(
-        self,
-        per_brand: Mapping[str, float] | None = None,
-        default: float | None = None,
-        *,
-        adaptive_start: float = ADAPTIVE_START,
-        adaptive_min: float = ADAPTIVE_MIN,
-        adaptive_max: float | None = None,
-    ) -> None:
-        table: dict[str, float] = {}
-        for brand, rate in (per_brand or {}).items():
-            table[normalize_brand(brand, argument="per_brand key")] = _positive(rate, brand)
-        self._per_brand = table
-        self.default = None if default is None else _positive(default, "default")
-        if not 0 < adaptive_min <= adaptive_start or math.isinf(adaptive_start):
-            raise ValueError("need 0 < adaptive_min <= adaptive_start < inf")
-        if adaptive_max is not None and adaptive_max < adaptive_start:
-            raise ValueError("adaptive_max must be >= adaptive_start")
-        self.adaptive_start = float(adaptive_start)
-        self.adaptive_min = float(adaptive_min)
-        self.adaptive_max = None if adaptive_max is None else float(adaptive_max)
-
-    def limit_for(self, brand: str) -> float | None:
-        """The configured limit of ``brand`` (dashed spelling), or None if it adapts."""
-        return self._per_brand.get(brand, self.default)
-
-    @property
-    def per_brand(self) -> dict[str, float]:
-        return dict(self._per_brand)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if hasattr(self, name):
-            raise AttributeError("RateLimits is immutable")
-        object.__setattr__(self, name, value)
-
-    def __repr__(self) -> str:
-        return (f"RateLimits({self._per_brand!r}, default={self.default!r}, "
-                f"adaptive_start={self.adaptive_start!r}, adaptive_min={self.adaptive_min!r}, "
-                f"adaptive_max={self.adaptive_max!r})")
-
-
-def _positive(rate: float, what: str) -> float:
-    rate = float(rate)
-    if not (0 < rate <= MAX_FIXED_RATE or rate == math.inf):  # also refuses NaN
-        raise ValueError(f"rate limit for {what!r} must be > 0 and <= {MAX_FIXED_RATE:g} "
-                         f"requests per second (or math.inf for none), got {rate}")
-    return rate
 
 
 class BrandRateState(msgspec.Struct, frozen=True, kw_only=True):

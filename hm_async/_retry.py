@@ -1,16 +1,8 @@
 """Retry policy as pure functions and small state, so every rule is testable without I/O.
 
-The constants and why:
+The defaults (``DEFAULT_MAX_RETRIES``, ``MAX_RETRY_AFTER``, the backoff schedules) live in
+:mod:`hm_async._config` with the reasons for their values. Here:
 
-* ``DEFAULT_MAX_RETRIES = 3``: HM's 503/504 mean "the carmaker failed or was slow" and 408
-  means "vehicle asleep"; with a 10% transient failure rate three retries leave about one
-  VIN in 10,000 failed, while a dead API costs at most four attempts per call (and the
-  retry budget below stops the fleet-wide hammering long before that).
-* ``INITIAL_DELAY = 0.5`` s doubling to ``MAX_DELAY = 8`` s, with up to 25% jitter
-  subtracted (openai-python's shape): long enough for an OEM hiccup, short enough that a
-  fleet job does not stall; jitter spreads thousands of coroutines that failed together.
-* ``MAX_RETRY_AFTER = 60`` s: the server's ``Retry-After`` is honoured up to a minute; a
-  longer wait is better surfaced to the caller than hidden inside one call.
 * Retry budget: retries may add at most ``RETRY_RATIO = 20%`` to the request volume, plus
   ``MIN_RETRIES_PER_SECOND = 10`` so a quiet client can still retry. When HM is down, a
   client polling 10,000 VINs makes ~10,000 first attempts and ~2,000 retries instead of
@@ -24,18 +16,25 @@ import random
 import time
 from collections.abc import Callable
 
+from ._config import (
+    DEFAULT_MAX_RETRIES,
+    MAX_RETRY_AFTER,
+    REQUEST_BACKOFF,
+    TOKEN_BACKOFF,
+    Backoff,
+)
+
 __all__ = [
     "DEFAULT_MAX_RETRIES",
+    "MAX_RETRY_AFTER",
+    "REQUEST_BACKOFF",
     "RETRYABLE_STATUSES",
+    "TOKEN_BACKOFF",
     "RetryBudget",
     "backoff_delay",
     "parse_retry_after",
 ]
 
-DEFAULT_MAX_RETRIES = 3
-INITIAL_DELAY = 0.5
-MAX_DELAY = 8.0
-MAX_RETRY_AFTER = 60.0
 RETRY_RATIO = 0.2
 MIN_RETRIES_PER_SECOND = 10.0
 BUDGET_CAPACITY = 100.0
@@ -67,13 +66,29 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def backoff_delay(retry: int, *, retry_after: float | None = None,
-                  rand: Callable[[], float] = random.random) -> float:
-    """Delay before retry number ``retry`` (1-based): the server's wish, else jittered backoff."""
+def backoff_delay(attempt: int, *, schedule: Backoff = REQUEST_BACKOFF,
+                  rand: float | None = None, retry_after: float | None = None,
+                  remaining: float | None = None) -> float:
+    """Seconds to wait before attempt ``attempt + 1`` after ``attempt`` failures (1-based).
+
+    The one backoff of hm_async, for API requests (``REQUEST_BACKOFF``, the default) and the
+    token endpoint (``TOKEN_BACKOFF``): the server's ``Retry-After`` when it gave one (capped
+    at ``MAX_RETRY_AFTER``), else ``schedule.initial`` doubling up to ``schedule.maximum``
+    minus up to ``schedule.jitter`` of it (``rand`` is the random draw in [0, 1), drawn here
+    when None); never more than ``remaining`` seconds (e.g. a token's remaining life).
+    0 for ``attempt <= 0``.
+    """
+    if attempt <= 0:
+        return 0.0
     if retry_after is not None:
-        return min(retry_after, MAX_RETRY_AFTER)
-    base = min(INITIAL_DELAY * 2.0 ** (retry - 1), MAX_DELAY)
-    return base * (1.0 - 0.25 * rand())
+        delay = min(retry_after, MAX_RETRY_AFTER)
+    else:
+        draw = random.random() if rand is None else rand
+        delay = (min(schedule.initial * 2.0 ** (attempt - 1), schedule.maximum)
+                 * (1.0 - schedule.jitter * draw))
+    if remaining is not None:
+        delay = min(delay, max(remaining, 0.0))
+    return delay
 
 
 def should_retry(status: int, *, idempotent: bool) -> bool:
@@ -118,7 +133,3 @@ class RetryBudget:
             self._tokens -= 1.0
             return True
         return False
-
-    @property
-    def available(self) -> float:
-        return self._tokens

@@ -25,7 +25,7 @@ token life, however many ask at once. The rules, and the constants behind them:
 * **Failures.** Transient causes (5xx, 429, connection errors and timeouts -- including a
   stale keep-alive socket, which aiohttp does not retry for a POST -- are retried inside the
   flight, at most ``max_attempts`` = 4 requests per flight, with backoff starting at
-  ``INITIAL_DELAY`` = 0.2 s, doubling, capped at ``MAX_DELAY`` = 5 s, 25% jitter, and never
+  ``TOKEN_BACKOFF`` (``_config``): 0.2 s, doubling, capped at 5 s, 25% jitter, and never
   past the current token's remaining life. A first "server disconnected" is retried at once:
   that is the stale socket, not the server failing. Refusals (400 ``invalid_request``) are
   raised at once with the server's ``error_description``. Every waiter of the flight shares
@@ -44,6 +44,7 @@ token life, however many ask at once. The rules, and the constants behind them:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -53,20 +54,30 @@ from types import TracebackType
 
 import aiohttp
 import msgspec
+from yarl import URL
 
+from ._access_token import AccessToken
+from ._aiohttp_lane import AiohttpLane
+from ._config import (
+    DEFAULT_TOKEN_MAX_ATTEMPTS,
+    DEFAULT_TOKEN_REQUEST_TIMEOUT,
+    MAX_TOKEN_BODY_BYTES,
+    TOKEN_BACKOFF,
+    Timeout,
+)
 from ._credentials import Credentials
 from ._errors import (
     APIError,
     DecodeError,
     HMError,
-    HMTimeoutError,
     RateLimitedError,
     ServerError,
     TransportError,
     error_from_response,
 )
-from ._retry import MAX_RETRY_AFTER, parse_retry_after
-from ._transport import read_capped
+from ._metering import TRANSPORT_FAILURE, UsageMeter, outcome_of
+from ._retry import backoff_delay as _backoff_delay
+from ._retry import parse_retry_after
 from ._version import USER_AGENT
 
 __all__ = [
@@ -84,12 +95,8 @@ SOFT_JITTER = 0.1
 HARD_MARGIN_FRACTION = 0.1
 MAX_HARD_MARGIN = 30.0
 FRESH_FRACTION = 0.05
-INITIAL_DELAY = 0.2
-MAX_DELAY = 5.0
-DEFAULT_MAX_ATTEMPTS = 4
-DEFAULT_REQUEST_TIMEOUT = 10.0
-#: A token answer is a few hundred bytes; an error page has no business being large either.
-MAX_TOKEN_BODY_BYTES = 64 * 1024
+#: The usage meter's name for the token endpoint (brand None).
+ENDPOINT = "access_tokens"
 
 _PATH = "/v1/access_tokens"
 _HEADERS = {"Accept": "application/json", "Content-Type": "application/json",
@@ -105,52 +112,6 @@ class _TokenResponse(msgspec.Struct, kw_only=True):
 
 
 _decoder = msgspec.json.Decoder(_TokenResponse)
-
-
-class AccessToken:
-    """An issued bearer token. Immutable; its repr never shows the value.
-
-    ``expires_at`` is on the provider's clock (monotonic by default), counted from when the
-    token request was sent. ``generation`` numbers the tokens of one provider from 1.
-    """
-
-    __slots__ = ("authorization", "expires_at", "generation", "issued_at", "scope", "value")
-
-    value: str
-    authorization: str
-    generation: int
-    issued_at: float
-    expires_at: float
-    scope: str | None
-
-    def __init__(self, value: str, *, generation: int, issued_at: float, expires_at: float,
-                 scope: str | None = None) -> None:
-        set_ = object.__setattr__
-        set_(self, "value", value)
-        set_(self, "authorization", "Bearer " + value)
-        set_(self, "generation", generation)
-        set_(self, "issued_at", issued_at)
-        set_(self, "expires_at", expires_at)
-        set_(self, "scope", scope)
-
-    @property
-    def lifetime(self) -> float:
-        return self.expires_at - self.issued_at
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("AccessToken is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("AccessToken is immutable")
-
-    def __repr__(self) -> str:
-        return (f"AccessToken(generation={self.generation}, expires_at={self.expires_at:.3f}, "
-                f"scope={self.scope!r}, value=<redacted>)")
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("AccessToken cannot be pickled (it holds a secret)")
 
 
 class TokenWindows(msgspec.Struct, frozen=True):
@@ -174,27 +135,13 @@ def token_windows(issued_at: float, lifetime: float, jitter: float) -> TokenWind
                         fresh_until=issued_at + lifetime * FRESH_FRACTION)
 
 
-def backoff_delay(failures: int, *, rand: float, retry_after: float | None = None,
-                  remaining: float | None = None) -> float:
-    """Seconds to wait before the next token attempt after ``failures`` consecutive failures.
-
-    Doubling from ``INITIAL_DELAY`` up to ``MAX_DELAY`` with up to 25% subtracted (``rand``
-    in [0, 1)), or the server's ``Retry-After``; never more than ``remaining`` (the current
-    token's remaining life), so a retry still lands while the old token is usable.
-    """
-    if failures <= 0:
-        return 0.0
-    if retry_after is not None:
-        delay = min(retry_after, MAX_RETRY_AFTER)
-    else:
-        delay = min(INITIAL_DELAY * 2.0 ** (failures - 1), MAX_DELAY) * (1.0 - 0.25 * rand)
-    if remaining is not None:
-        delay = min(delay, max(remaining, 0.0))
-    return delay
+#: The one backoff of hm_async (:func:`hm_async._retry.backoff_delay`) on the token
+#: endpoint's schedule (``TOKEN_BACKOFF``: 0.2 s doubling to 5 s, 25% jitter).
+backoff_delay = functools.partial(_backoff_delay, schedule=TOKEN_BACKOFF)
 
 
 def _transient(exc: HMError) -> bool:
-    if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
+    if isinstance(exc, TransportError) and exc.kind == "certificate":
         return False  # an untrusted certificate stays untrusted: retrying only delays the news
     # 408 Request Timeout: a proxy or the server gave up waiting; the next attempt may pass.
     return isinstance(exc, (TransportError, ServerError, RateLimitedError)) or (
@@ -203,10 +150,7 @@ def _transient(exc: HMError) -> bool:
 
 def _stale_socket(exc: HMError) -> bool:
     """The server closed a pooled connection under us (not a refused connect)."""
-    cause = exc.__cause__
-    return isinstance(cause, aiohttp.ServerDisconnectedError) or (
-        isinstance(cause, aiohttp.ClientOSError)
-        and not isinstance(cause, aiohttp.ClientConnectorError))
+    return isinstance(exc, TransportError) and exc.kind in ("closed", "reset")
 
 
 class _Failure:
@@ -235,24 +179,35 @@ class TokenProvider:
         self,
         credentials: Credentials,
         *,
-        session: aiohttp.ClientSession,
         base_url: str,
+        lane: AiohttpLane | None = None,
+        session: aiohttp.ClientSession | None = None,
+        meter: UsageMeter | None = None,
         clock: Callable[[], float] = time.monotonic,
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        request_timeout: float = DEFAULT_TOKEN_REQUEST_TIMEOUT,
+        max_attempts: int = DEFAULT_TOKEN_MAX_ATTEMPTS,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        """``lane`` is the client's aiohttp lane (or give ``session`` to post through one
+        of its own); ``meter`` counts each token request as endpoint "access_tokens"."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if not request_timeout > 0:
             raise ValueError("request_timeout must be a positive number of seconds")
+        if lane is None:
+            if session is None:
+                raise ValueError("TokenProvider needs lane= or session=")
+            lane = AiohttpLane(session)
         self._credentials = credentials
-        self._session = session
+        self._lane = lane
+        self._meter = meter if meter is not None else UsageMeter()
         self._base_url = base_url.rstrip("/")
         self._url = self._base_url + _PATH
+        self._target = URL(self._url)
         self._clock = clock
         self._request_timeout = request_timeout
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._timeout = Timeout(request_timeout, connect=None)
+        self._retrying = False  # the last token request failed: the next one is a retry
         self._max_attempts = max_attempts
         self._rand = rand
         self._token: AccessToken | None = None
@@ -424,26 +379,22 @@ class TokenProvider:
         self._last_retry_after = None
         sent_at = self._clock()
         self._requests += 1
+        retry, self._retrying = self._retrying, True  # until this request brings a token
         try:
-            async with self._session.post(self._url, data=body, headers=_HEADERS,
-                                          timeout=self._timeout, allow_redirects=False) as resp:
-                status = resp.status
-                headers = resp.headers
-                raw = await read_capped(resp, MAX_TOKEN_BODY_BYTES)
-        except asyncio.TimeoutError as exc:
-            raise HMTimeoutError(
-                f"token request timed out after {self._request_timeout} s (POST {_PATH})",
-                timeout="total", seconds=self._request_timeout) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(
-                f"token request failed (POST {_PATH}): {type(exc).__name__}"
-                f"{': ' + str(exc) if str(exc) else ''}") from exc
+            resp = await self._lane.send("POST", self._target, body=body, headers=_HEADERS,
+                                         timeout=self._timeout, max_body=MAX_TOKEN_BODY_BYTES,
+                                         context="token request")
+        except TransportError:
+            self._meter.count(ENDPOINT, None, TRANSPORT_FAILURE, retry=retry)
+            raise
+        status, raw = resp.status, resp.body
+        self._meter.count(ENDPOINT, None, outcome_of(status), retry=retry)
         if status != 200:
-            retry_after = parse_retry_after(headers.get("Retry-After"))
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             self._last_retry_after = retry_after
             raise error_from_response(
-                status, raw, headers=headers, method="POST", path=_PATH, token_endpoint=True,
-                retry_after=retry_after)
+                status, raw, headers=resp.headers, method="POST", path=_PATH,
+                token_endpoint=True, retry_after=retry_after)
         try:
             answer = _decoder.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
@@ -454,6 +405,7 @@ class TokenProvider:
             raise DecodeError(f"token answer of POST {_PATH} lacks a token or a positive "
                               f"expires_in", status_code=status, path=_PATH)
         self._generation += 1
+        self._retrying = False
         logger.debug("token issued generation=%d expires_in=%s", self._generation,
                      answer.expires_in)
         return AccessToken(answer.access_token, generation=self._generation, issued_at=sent_at,

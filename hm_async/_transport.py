@@ -1,8 +1,11 @@
-"""The one seam between hm_async and the network: pooled connections, auth, retries, timeouts.
+"""The policy loop: one logical request in, one answer (or one HMError) out.
 
-Everything that touches the network goes through :meth:`Transport.request`. Its answers
-come from the aiohttp session or, for GETs when the client enables it, from the lean GET
-lane (:mod:`hm_async._h1_pool`); both paths share everything below. The transport
+Every API call goes through :meth:`Transport.request` (the token endpoint, which this loop
+itself depends on, has its own small loop in :mod:`hm_async._tokens` over the same lane).
+Each attempt goes over one lane: the aiohttp lane (:mod:`hm_async._aiohttp_lane`) or, for
+GETs when the client enables it, the GET lane (:mod:`hm_async._h1_pool`); both map network
+failures through :func:`~hm_async._network_errors.map_network_error` and answer with a
+:class:`~hm_async._response.Response`, so everything below is shared. The transport
 
 * waits for a free slot of its own (a semaphore no larger than the connector's pool), so
   aiohttp never queues for a connection and its ``total`` timeout starts only once the
@@ -13,8 +16,11 @@ lane (:mod:`hm_async._h1_pool`); both paths share everything below. The transpor
 * retries transient failures with jittered exponential backoff, honouring ``Retry-After``,
   within a client-wide :class:`~hm_async._retry.RetryBudget`, never repeating a request
   that may have been applied (only idempotent ones are retried on ambiguous failures);
-* maps every aiohttp exception to the :mod:`hm_async._errors` hierarchy, so callers never
-  need to import aiohttp to handle errors;
+* re-sends a GET at once, once, when the GET lane reports that a reused keep-alive connection
+  was closed before any byte of the answer (:class:`~hm_async.StaleConnectionError`): the
+  re-send is counted as a retry and charged to the retry budget. The server may have
+  executed the first copy (it can read a request and then close), so only GETs go this way;
+* paces rate-limited brands through the :class:`~hm_async._limiter.RateLimiter` protocol;
 * counts every attempt in the :class:`~hm_async._metering.UsageMeter` and logs one debug
   line per attempt (method, path, status, latency, request id; never headers).
 """
@@ -24,41 +30,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from ._access_token import AccessToken
+from ._aiohttp_lane import AiohttpLane
+from ._config import Timeout
 from ._errors import (
     APIError,
-    AuthenticationError,
     HMError,
-    HMTimeoutError,
     RateLimitedError,
     RetryBudgetExhaustedError,
+    StaleConnectionError,
     TransportError,
     error_from_response,
-    is_consent_removed,
+    is_invalid_token,
 )
-from ._h1_parser import Response
 from ._h1_pool import LeanHTTP
-from ._metering import UsageMeter
+from ._limiter import RateLimiter
+from ._metering import TRANSPORT_FAILURE, UsageMeter, outcome_of
+from ._network_errors import NOT_SENT_KINDS
+from ._response import Response
 from ._retry import RetryBudget, backoff_delay, parse_retry_after, should_retry
 from ._slots import Slots
+from ._tokens import TokenProvider
 from ._version import USER_AGENT
 
-if TYPE_CHECKING:
-    from ._tokens import AccessToken, TokenProvider
-
-__all__ = ["MAX_BODY_BYTES", "Response", "Timeout", "Transport"]
+__all__ = ["Transport"]
 
 logger = logging.getLogger("hm_async")
-
-#: A vehicle-data answer is a few KB; a fleet list maybe a few MB. Anything past this is
-#: a misbehaving proxy, and reading it would only cost memory.
-MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _BASE_HEADERS = {
     "User-Agent": USER_AGENT,
@@ -71,9 +72,6 @@ _BASE_HEADERS = {
 #: (which is meant for failures) or the retry budget (which guards against a dead API).
 MAX_RATE_LIMIT_RETRIES = 8
 
-_INVALID_TOKEN_MARKERS = ("invalid token", "invalid jwt", "missing or invalid authorization",
-                          "expired")
-
 
 class _TokenUnavailable(Exception):
     """Carries a token provider failure past the transport's retry loop."""
@@ -83,53 +81,12 @@ class _TokenUnavailable(Exception):
         self.error = error
 
 
-class Timeout:
-    """Per-request time limits in seconds (None disables one).
-
-    ``total`` covers sending the request and reading the whole answer, *not* time spent
-    waiting for a pooled connection; ``connect`` covers opening a new socket (and TLS);
-    ``read`` is the longest silence allowed between two reads.
-    """
-
-    __slots__ = ("_aiohttp", "connect", "read", "total")
-
-    def __init__(self, total: float | None = 30.0, *, connect: float | None = 10.0,
-                 read: float | None = None) -> None:
-        for name, value in (("total", total), ("connect", connect), ("read", read)):
-            if value is not None and not value > 0:
-                raise ValueError(f"timeout {name} must be a positive number of seconds or None")
-        self.total = total
-        self.connect = connect
-        self.read = read
-        self._aiohttp = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
-
-    def __repr__(self) -> str:
-        return f"Timeout(total={self.total}, connect={self.connect}, read={self.read})"
-
-    @classmethod
-    def coerce(cls, value: Timeout | float | None) -> Timeout:
-        if isinstance(value, Timeout):
-            return value
-        return cls(value, connect=None if value is None else min(10.0, value))
-
-
-class RateLimiter(Protocol):
-    """What the transport needs from the per-brand limiter registry."""
-
-    def try_acquire(self, brand: str) -> int | None: ...
-    def waiting(self, brand: str) -> int: ...
-    async def acquire(self, brand: str) -> int: ...
-    def on_rate_limited(self, brand: str, retry_after: float | None = None, *,
-                        generation: int | None = None) -> None: ...
-    def on_success(self, brand: str) -> None: ...
-
-
 class Transport:
     """Sends requests for one client; see the module docstring for what it guarantees."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        lane: AiohttpLane,
         tokens: TokenProvider,
         *,
         max_connections: int,
@@ -138,10 +95,9 @@ class Transport:
         retry_budget: RetryBudget,
         meter: UsageMeter,
         limiter: RateLimiter | None = None,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         lean: LeanHTTP | None = None,
     ) -> None:
-        self.session = session
+        self.lane = lane
         self.lean = lean
         self.tokens = tokens
         self.timeout = timeout
@@ -150,7 +106,6 @@ class Transport:
         self.meter = meter
         self.limiter = limiter
         self._slots = Slots(max_connections)
-        self._sleep = sleep
         self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
             None, CIMultiDict(), CIMultiDict())
         self._lean_block_for: tuple[AccessToken | None, bytes] = (None, b"")
@@ -186,14 +141,13 @@ class Transport:
         rate_limited: bool = False,
         timeout: Timeout | None = None,
         max_retries: int | None = None,
-        ok_statuses: frozenset[int] = frozenset({200}),
     ) -> Response:
-        """Send one logical request and return its successful answer, or raise HMError."""
+        """Send one logical request and return its 200 answer, or raise HMError."""
         retries_left = self.max_retries if max_retries is None else max_retries
         rate_limit_retries_left = MAX_RATE_LIMIT_RETRIES if retries_left > 0 else 0
-        tmo = (timeout or self.timeout)._aiohttp
+        limits = timeout or self.timeout
         limiter = self.limiter if rate_limited and brand is not None else None
-        replayed_401 = False
+        replayed_401 = resent_stale = False
         attempt = 0
         generation: int | None = None
         self.retry_budget.record_request()
@@ -207,19 +161,28 @@ class Transport:
             is_retry = attempt > 0
             attempt += 1
             try:
-                token, resp = await self._send(method, url, body, tmo, timeout or self.timeout)
+                token, resp = await self._send(method, url, body, limits)
             except _TokenUnavailable as exc:
                 raise exc.error from exc.error.__cause__
             except TransportError as exc:
-                self.meter.count(endpoint, brand, "transport", retry=is_retry)
+                self.meter.count(endpoint, brand, TRANSPORT_FAILURE, retry=is_retry)
                 failure: HMError = exc
+                if type(exc) is StaleConnectionError and not resent_stale:
+                    # Not a sign of a failing server, so no backoff and no use of
+                    # max_retries; but it is one more request, so it spends the budget.
+                    resent_stale = True
+                    if self.retry_budget.try_spend():
+                        logger.debug("resend method=%s path=%s reason=stale connection",
+                                     method, url.path)
+                        continue
+                    raise self._budget_spent(method, url, exc) from exc
                 retry_after = None
                 # A connection that was never established cannot have delivered the request.
-                retryable = idempotent or isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+                retryable = idempotent or exc.kind in NOT_SENT_KINDS
             else:
                 status = resp.status
-                self.meter.count(endpoint, brand, _outcome(status), retry=is_retry)
-                if status in ok_statuses:
+                self.meter.count(endpoint, brand, outcome_of(status), retry=is_retry)
+                if status == 200:
                     if limiter is not None:
                         limiter.on_success(brand)  # type: ignore[arg-type]
                     return resp
@@ -227,7 +190,7 @@ class Transport:
                 error = error_from_response(status, resp.body, headers=resp.headers,
                                             method=method, path=url.path,
                                             retry_after=retry_after)
-                if status == 401 and _is_invalid_token(error):
+                if status == 401 and is_invalid_token(error):
                     if replayed_401:
                         raise error
                     # Only this request's token is dropped; concurrent 401s for the same
@@ -244,26 +207,29 @@ class Transport:
             if not retryable or (rate_limit_retries_left if throttled else retries_left) <= 0:
                 raise failure
             if not throttled and not self.retry_budget.try_spend():
-                raise RetryBudgetExhaustedError(
-                    f"not retrying {method} {url.path}: the client-wide retry budget is "
-                    f"spent (the API is failing for many requests); last error: {failure}",
-                    last_error=failure,
-                ) from failure
+                raise self._budget_spent(method, url, failure) from failure
             if throttled:
                 rate_limit_retries_left -= 1
             else:
                 retries_left -= 1
-            delay = backoff_delay(attempt, retry_after=retry_after)
+            delay = backoff_delay(attempt, retry_after=retry_after)  # REQUEST_BACKOFF
             if limiter is not None and throttled:
                 delay = 0.0  # the limiter already holds this brand back for Retry-After
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("retry method=%s path=%s attempt=%d delay=%.3f reason=%s",
                              method, url.path, attempt + 1, delay, type(failure).__name__)
             if delay > 0:
-                await self._sleep(delay)
+                await asyncio.sleep(delay)
+
+    @staticmethod
+    def _budget_spent(method: str, url: URL, failure: HMError) -> RetryBudgetExhaustedError:
+        return RetryBudgetExhaustedError(
+            f"not retrying {method} {url.path}: the client-wide retry budget is "
+            f"spent (the API is failing for many requests); last error: {failure}",
+            last_error=failure)
 
     async def _send(self, method: str, url: URL, body: bytes | None,
-                    tmo: aiohttp.ClientTimeout, timeout: Timeout) -> tuple[AccessToken, Response]:
+                    timeout: Timeout) -> tuple[AccessToken, Response]:
         if not self._slots.try_take():
             await self._slots.take()
         try:
@@ -286,7 +252,9 @@ class Transport:
                                         total=timeout.total, connect=timeout.connect,
                                         read=timeout.read)
             else:
-                result = await self._send_aiohttp(method, url, body, token, tmo, timeout)
+                result = await self.lane.send(method, url, body=body,
+                                              headers=self._headers(token, body is not None),
+                                              timeout=timeout)
         finally:
             self._slots.give()
         if debug:
@@ -302,52 +270,6 @@ class Transport:
             )
         return token, result
 
-    async def _send_aiohttp(self, method: str, url: URL, body: bytes | None,
-                            token: AccessToken, tmo: aiohttp.ClientTimeout,
-                            timeout: Timeout) -> Response:
-        try:
-            async with self.session.request(
-                method, url, data=body, headers=self._headers(token, body is not None),
-                timeout=tmo,
-                allow_redirects=False,
-            ) as resp:
-                raw = await read_capped(resp)
-                return Response(resp.status, resp.headers, raw)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise HMTimeoutError.fired("connect", timeout.connect, method, url.path) from exc
-        except aiohttp.SocketTimeoutError as exc:
-            raise HMTimeoutError.fired("read", timeout.read, method, url.path) from exc
-        except asyncio.TimeoutError as exc:
-            raise HMTimeoutError.fired("total", timeout.total, method, url.path) from exc
-        except aiohttp.ClientSSLError as exc:
-            raise TransportError(
-                f"TLS failure talking to {url.host}: {exc.__class__.__name__}: {exc}"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(
-                f"connection failure on {method} {url.path}: {exc.__class__.__name__}"
-                f"{': ' + str(exc) if str(exc) else ''}"
-            ) from exc
-
-
-async def read_capped(resp: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The whole body, or TransportError once it grows past ``limit`` bytes."""
-    length = resp.content_length
-    # Content-Length counts the bytes on the wire; a compressed body inflates beyond it.
-    if length is not None and length <= limit and "Content-Encoding" not in resp.headers:
-        return await resp.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise TransportError(
-                f"response body of {resp.method} {resp.url.path} exceeds {limit} bytes; "
-                f"not read further"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
 
 def _request_id(resp: Response) -> str | None:
     """HM's request id, from a header or the body's ``request_id`` (debug logging only)."""
@@ -362,18 +284,3 @@ def _request_id(resp: Response) -> str | None:
     return resp.body[start:end].decode("ascii", "replace") if end > 0 else None
 
 
-def _outcome(status: int) -> str:
-    return _OUTCOMES.get(status) or str(status)
-
-
-_OUTCOMES = {s: str(s) for s in range(100, 600)}
-
-
-def _is_invalid_token(error: APIError) -> bool:
-    if not isinstance(error, AuthenticationError):
-        return False  # e.g. PermissionDeniedError for "consent removed by OEM"
-    details = [e.detail for e in error.errors] or [error.detail]
-    if any(is_consent_removed(d) for d in details):
-        return False
-    text = " ".join(d.lower() for d in details if d)
-    return not text or any(m in text for m in _INVALID_TOKEN_MARKERS)

@@ -86,3 +86,53 @@ class Vehicle(msgspec.Struct, frozen=True, kw_only=True):
                 isinstance(self.tags, dict)
                 and all(isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items())):
             raise ValueError(f"tags of {self.vin} must map str to str")
+
+
+class VehicleItem(msgspec.Struct, frozen=True):
+    """One caller-given vehicle, read by :func:`parse_vehicle_item`.
+
+    ``problem`` is None for a valid item; then ``vin`` is the validated VIN, ``brand`` the
+    dashed spelling (None for a bare VIN: the brand is looked up later) and ``tags`` the
+    clearance tags, if any. For an invalid item ``problem`` says why and ``vin`` is a short
+    printable label of the item, so the failure can still be reported against it.
+    """
+
+    vin: str
+    brand: str | None = None
+    tags: dict[str, str] | None = None
+    problem: str | None = None
+
+
+def parse_vehicle_item(item: object, *, argument: str | None = None) -> VehicleItem:
+    """The one reading of every way a caller names a vehicle; never raises.
+
+    Accepts a VIN string, a :class:`Vehicle`, or a ``(vin, brand)`` / ``(vin, brand, tags)``
+    tuple (brand in either spelling). ``argument`` names the caller's parameter in messages
+    ("vehicles" -> "vehicles item vin 'X' is not a VIN ..."). Poll, watch and the clearance
+    resource all use it, so an item means the same thing everywhere; not raising lets the
+    poller turn a bad item into that item's result instead of an exception.
+    """
+    if isinstance(item, Vehicle):  # validated when it was built
+        return VehicleItem(item.vin, item.brand, item.tags)
+    where = f"{argument} item " if argument else ""
+    try:
+        if isinstance(item, str):
+            return VehicleItem(validate_vin(item, argument=where + "vin"))
+        if isinstance(item, tuple) and len(item) in (2, 3):
+            vin = validate_vin(item[0], argument=where + "vin")
+            brand = normalize_brand(item[1], argument=where + "brand")
+            return VehicleItem(vin, brand, dict(item[2]) if len(item) == 3 else None)
+    except (TypeError, ValueError) as exc:
+        return VehicleItem(_label(item), problem=str(exc))
+    return VehicleItem(_label(item), problem=(
+        f"{argument or 'vehicles'} items must be VINs, (vin, brand[, tags]) tuples or "
+        f"Vehicle objects, got {type(item).__name__}"))
+
+
+def _label(item: object) -> str:
+    """A short printable name of an invalid item, for the result that reports it."""
+    if isinstance(item, str):
+        return item[:40]
+    if isinstance(item, tuple) and item and isinstance(item[0], str):
+        return item[0][:40]
+    return repr(item)[:40]

@@ -29,7 +29,7 @@ def acquired_connections(where: aiohttp.ClientSession | Transport) -> int:
     given a client's transport, of its lean GET lane too."""
     lean = None
     if isinstance(where, Transport):
-        where, lean = where.session, where.lean
+        where, lean = where.lane.session, where.lean
     connector = where.connector
     assert connector is not None
     return len(connector._acquired) + (lean.in_use if lean is not None else 0)

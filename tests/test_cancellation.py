@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 
 
 def assert_clean(hm: HMClient, caplog: pytest.LogCaptureFixture, where: str) -> None:
-    assert acquired_connections(hm._tx) == 0, where
+    assert acquired_connections(hm.transport) == 0, where
     # a token refresh may legitimately be running in the background; nothing else may
     others = stray_tasks(BACKGROUND)
     assert not others, (where, others)
@@ -60,7 +60,7 @@ async def test_single_calls_cancelled_at_many_points(caplog: pytest.LogCaptureFi
                 tg.cancel_scope.cancel()
             cancelled += scope.cancelled_caught
             emu.clear_faults()
-            await settle(hm._tx, BACKGROUND)
+            await settle(hm.transport, BACKGROUND)
             assert_clean(hm, caplog, f"after a cancel at {delay} s")
             # the client, token provider included, still works
             assert (await hm.vehicle_data(vins[i % 8])).vin == vins[i % 8]
@@ -97,7 +97,7 @@ async def test_polls_stopped_after_k_results(how: str,
             else:
                 await task
             assert not got or max(got.values()) == 1
-            await settle(hm._tx, BACKGROUND)
+            await settle(hm.transport, BACKGROUND)
             assert_clean(hm, caplog, f"{how} after {k} results")
         # nothing left running or broken: a full poll still gives every VIN exactly once
         emu.set_config(fault_rate=0.0)

@@ -120,8 +120,10 @@ async def test_usage_metering_counts_calls_and_retries() -> None:
         assert rows[("vehicle_data", v.brand, "503")].calls == 1
         assert rows[("vehicle_data", v.brand, "200")].retries == 1
         assert rows[("eligibility", "bmw", "200")].calls == 1
-        assert usage.total_calls == 3 and usage.total_retries == 1
-        assert hm.tokens.requests_made == 1  # token requests are not billed calls
+        # Since issue 12 the token endpoint is metered too (endpoint "access_tokens", no
+        # brand): three API calls plus the one token request.
+        assert usage.total_calls == 4 and usage.total_retries == 1
+        assert hm.tokens.requests_made == 1 == usage.by_endpoint()["access_tokens"]
         assert usage.by_brand()[v.brand] == 2 + (v.brand == "bmw")
         expected = 0.02 + 0.01 * (v.brand == "bmw")
         assert usage.estimate_cost({v.brand: 0.01}) == pytest.approx(expected)

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 import hm_async
 from hm_async import ClientCredentials, HMClient, Vehicle
 from hm_async._clearance import as_vehicle, build_filter
+from hm_async._config import MAX_BODY_BYTES
 from hm_async._decode import decode
 from hm_async._errors import MAX_ERROR_BODY_BYTES, error_from_response
-from hm_async._transport import MAX_BODY_BYTES
 from hm_async._vehicles import BRANDS, normalize_brand, validate_vin
 from hm_async.emulator._vehicle_data import VehicleDataSource
 from hm_async.models import decode_streaming_vehicle_data, decode_vehicle_data

@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 from hm_async import HMClient, HMTimeoutError, TransportError
-from hm_async._h1_pool import LeanHTTP
+from hm_async._h1_pool import LeanHTTP, StaleConnectionError
 from hm_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -296,8 +296,11 @@ async def test_idle_connection_closed_by_server_is_dropped(serve: ServeFactory,
     assert pool.in_use == 0
 
 
-async def test_pooled_connection_closed_under_the_request_is_resent_once(
+async def test_pooled_connection_closed_under_the_request_is_reported_stale(
         serve: ServeFactory, pools: PoolFactory) -> None:
+    # The lane used to send the GET again by itself; since issue 12 it reports the stale
+    # connection and the policy loop re-sends (metered, within the retry budget; see
+    # tests/test_retries.py::test_stale_connection_resent_once_as_a_metered_retry).
     async def drop_second_request(peer: Peer) -> None:
         if peer.index == 0:
             assert await peer.request() is not None
@@ -309,9 +312,12 @@ async def test_pooled_connection_closed_under_the_request_is_resent_once(
     server = await serve(drop_second_request)
     pool = pools(server.port)
     await get(pool)
-    assert (await get(pool)).body == b"ok"
+    with pytest.raises(StaleConnectionError, match="reused keep-alive connection") as err:
+        await get(pool)
+    assert err.value.kind == "closed"
+    assert (await get(pool)).body == b"ok"  # sent again by the caller, on a new connection
     assert server.accepted == 2
-    assert len(server.requests) == 3  # the GET was sent again exactly once
+    assert len(server.requests) == 3
     assert pool.in_use == 0
 
 
@@ -326,8 +332,10 @@ async def test_resent_request_dropped_again_is_a_transport_error(serve: ServeFac
     server = await serve(answer_only_the_first)
     pool = pools(server.port)
     await get(pool)
-    with pytest.raises(TransportError, match="closed a new connection without answering"):
+    with pytest.raises(StaleConnectionError):
         await get(pool)
+    with pytest.raises(TransportError, match="closed a new connection without answering"):
+        await get(pool)  # the re-send (by the policy loop in a client)
     assert (server.accepted, len(server.requests)) == (2, 3)  # one re-send, no more
     assert pool.in_use == 0
 
@@ -829,7 +837,7 @@ async def test_hmclient_sends_gets_over_the_lean_lane(emulator: Emulator) -> Non
     async with HMClient(emulator.client_credentials, base_url=emulator.url) as hm:
         for _ in range(3):
             assert (await hm.vehicle_data(vin)).vin == vin
-        lean = hm._tx.lean
+        lean = hm.transport.lean
         assert lean is not None
         assert lean.in_use == 0 and len(lean._idle) == 1
         # one aiohttp socket for the token, one lean socket for the three GETs
@@ -843,7 +851,7 @@ async def test_hmclient_lean_lane_off(emulator: Emulator) -> None:
     async with HMClient(emulator.client_credentials, base_url=emulator.url,
                         lean_http=False) as hm:
         assert (await hm.vehicle_data(vin)).vin == vin
-        assert hm._tx.lean is None
+        assert hm.transport.lean is None
 
 
 async def test_hmclient_with_trace_configs_sends_gets_through_aiohttp(emulator: Emulator) -> None:
@@ -859,7 +867,7 @@ async def test_hmclient_with_trace_configs_sends_gets_through_aiohttp(emulator: 
     async with HMClient(emulator.client_credentials, base_url=emulator.url,
                         trace_configs=[trace]) as hm:
         assert (await hm.vehicle_data(vin)).vin == vin
-        assert hm._tx.lean is None
+        assert hm.transport.lean is None
     assert any(m == "GET" and vin in p for m, p in seen), seen
 
 

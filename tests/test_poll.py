@@ -152,7 +152,7 @@ async def test_early_break_releases_connections_and_tasks() -> None:
                 break
         await asyncio.sleep(0.05)
         # every connection back in (or out of) the pool, aiohttp's and the lean lane's
-        assert acquired_connections(hm._tx) == 0
+        assert acquired_connections(hm.transport) == 0
         assert not [t for t in asyncio.all_tasks() if "_Poller" in repr(t.get_coro())]
         assert emu.stats.count("vehicle_data") < 120  # stopped, not run to completion
         # the client is still fine afterwards
@@ -173,7 +173,7 @@ async def test_cancelling_the_consumer_stops_the_poll() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.sleep(0.05)
-        assert acquired_connections(hm._tx) == 0
+        assert acquired_connections(hm.transport) == 0
 
 
 async def test_watch_yields_only_changes() -> None:

@@ -30,10 +30,10 @@ def test_retry_policy_is_pure_and_bounded() -> None:
     assert parse_retry_after("9999") == 60.0  # capped
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
-    assert backoff_delay(1, rand=lambda: 0.0) == 0.5
-    assert backoff_delay(3, rand=lambda: 0.0) == 2.0
-    assert backoff_delay(10, rand=lambda: 0.0) == 8.0
-    assert backoff_delay(2, rand=lambda: 1.0) == 0.75
+    assert backoff_delay(1, rand=0.0) == 0.5
+    assert backoff_delay(3, rand=0.0) == 2.0
+    assert backoff_delay(10, rand=0.0) == 8.0
+    assert backoff_delay(2, rand=1.0) == 0.75
     assert backoff_delay(1, retry_after=4.0) == 4.0
     for status in (408, 429, 500, 502, 503, 504):
         assert should_retry(status, idempotent=True)

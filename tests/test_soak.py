@@ -119,7 +119,7 @@ async def test_soak(n_vins: int, caplog: pytest.LogCaptureFixture,
                 storm_task.cancel()
                 await asyncio.wait([storm_task])
                 # the pool is whole again and the client (and its token) still works
-                assert acquired_connections(hm._tx) == 0
+                assert acquired_connections(hm.transport) == 0
                 emu.set_config(fault_rate=0.0, fault_routes=())
                 assert (await hm.vehicle_data(emu.vehicles[-1].vin)).vin == emu.vehicles[-1].vin
                 usage = hm.usage()

@@ -31,11 +31,10 @@ from hm_async import (
     TokenRefusedError,
     TransportError,
 )
+from hm_async._config import TOKEN_BACKOFF
 from hm_async._credentials import ClientCredentials
 from hm_async._errors import error_from_response
 from hm_async._tokens import (
-    INITIAL_DELAY,
-    MAX_DELAY,
     MAX_HARD_MARGIN,
     AccessToken,
     TokenProvider,
@@ -45,6 +44,9 @@ from hm_async._tokens import (
 from hm_async.emulator import Emulator, EmulatorConfig
 
 pytestmark = pytest.mark.anyio
+
+INITIAL_DELAY = TOKEN_BACKOFF.initial
+MAX_DELAY = TOKEN_BACKOFF.maximum
 
 
 class FakeClock:
