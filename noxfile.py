@@ -48,3 +48,10 @@ def demo(session: nox.Session) -> None:
     """The README's first command: a 1,000-VIN fleet poll against the built-in emulator."""
     session.install("-e", ".[cli]")
     session.run("hm-async", "demo")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors (`mkdocs serve` to read it)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})

@@ -6,7 +6,7 @@ The HM console lets you download a private key as JSON (``private_key``, ``id``,
 ``inserted_at``); the client id is shown next to it. No client secret is involved: each
 token request carries a short-lived JWT signed with the key, so the key itself never
 leaves this machine. Set ``HM_BASE_URL`` to try it against the emulator
-(``hm-async emulator --key-file private-key.json`` writes such a file).
+(``hm-async emulator --private-key-out private-key.json`` writes such a file).
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ FILTER_BATCH = 100
 #: 1.05 s keeps any 60 s window at 58 calls or fewer.
 SINGLE_GET_PERIOD = 1.05
 
+#: wait_until_settled: first pause between list calls, and its growth per call.
+SETTLE_FIRST_DELAY = 0.25
+SETTLE_BACKOFF = 1.5
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -227,12 +231,16 @@ class ClearanceResource:
         """Poll until no VIN is pending, revoking or canceling; return the final states.
 
         Uses list calls with a VIN filter (100 VINs a call), never the 60-a-minute per-VIN
-        endpoint. VINs HM does not know are missing from the result. Raises
-        :class:`~hm_async.SettleTimeoutError` (with the last states seen) after ``timeout``.
+        endpoint. The first checks come quickly (after 0.25 s, then 1.5 times longer each
+        time, up to ``interval``), so a change that takes a second is seen in about a
+        second while a slow approval costs one call per ``interval``. VINs HM does not know
+        are missing from the result. Raises :class:`~hm_async.SettleTimeoutError` (with the
+        last states seen) after ``timeout``.
         """
         pending = {validate_vin(v, argument="vins item") for v in vins}
         settled: dict[str, Clearance] = {}
         deadline = time.monotonic() + timeout
+        delay = min(SETTLE_FIRST_DELAY, interval)
         while pending:
             for c in await self.list(vins=sorted(pending)):
                 if c.vin in pending and c.settled:
@@ -249,5 +257,6 @@ class ClearanceResource:
                 raise SettleTimeoutError(
                     f"{len(pending)} of {len(settled)} clearances still not settled after "
                     f"{timeout} s", seconds=timeout, clearances=settled)
-            await anyio.sleep(min(interval, remaining))
+            await anyio.sleep(min(delay, remaining))
+            delay = min(delay * SETTLE_BACKOFF, interval)
         return settled

@@ -26,13 +26,25 @@ __all__ = ["CliSettings", "ExitCode", "exit_code_for"]
 
 
 class ExitCode(enum.IntEnum):
-    """Process exit codes of ``hm-async`` (also listed in ``--help``)."""
+    """Process exit codes of ``hm-async`` (also listed in ``--help`` and the docs)."""
 
     OK = 0
+    #: some VINs failed (poll), or HM refused some vehicles (clearance request)
     PARTIAL_FAILURE = 1
+    #: unknown option, malformed VIN or brand, unreadable input file, port in use
     USAGE = 2
+    #: missing or malformed credentials, token refused
     AUTH = 3
+    #: any other API or network failure
     API = 4
+    #: the output could not be written (disk full, I/O error)
+    OUTPUT = 5
+    #: a bug in hm-async (reported in one line, please file it)
+    INTERNAL = 70
+    #: Ctrl-C or SIGTERM (what was written so far is complete)
+    INTERRUPTED = 130
+    #: the reader of the output went away (``| head``), as if killed by SIGPIPE
+    BROKEN_PIPE = 141
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from decimal import Decimal
 
 import msgspec
 
-__all__ = ["TRANSPORT_FAILURE", "UsageMeter", "UsageRow", "UsageSnapshot", "outcome_of"]
+__all__ = ["NO_BRAND", "TRANSPORT_FAILURE", "UsageMeter", "UsageRow", "UsageSnapshot", "outcome_of"]
 
 #: The outcome of an attempt that got no HTTP answer (connection failure, timeout).
 TRANSPORT_FAILURE = "transport"
@@ -24,6 +25,10 @@ def outcome_of(status: int) -> str:
     """The outcome name of an answer with ``status`` ("200", "429", ...), without a new str
     per call for the usual statuses."""
     return _OUTCOMES.get(status) or str(status)
+
+#: The :meth:`UsageSnapshot.by_brand` key of calls that name no carmaker: the token
+#: endpoint and the fleet clearance calls.
+NO_BRAND = "(no brand)"
 
 
 class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,11 +55,13 @@ class UsageSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     def total_retries(self) -> int:
         return sum(r.retries for r in self.rows)
 
-    def by_brand(self) -> dict[str | None, int]:
-        """Billed calls per brand (None for brand-less endpoints like the token endpoint)."""
-        out: dict[str | None, int] = {}
+    def by_brand(self) -> dict[str, int]:
+        """Billed calls per brand; brand-less calls (the token endpoint, fleet clearance)
+        are counted under :data:`NO_BRAND`, so every key is a printable name."""
+        out: dict[str, int] = {}
         for r in self.rows:
-            out[r.brand] = out.get(r.brand, 0) + r.calls + r.retries
+            key = r.brand or NO_BRAND
+            out[key] = out.get(key, 0) + r.calls + r.retries
         return out
 
     def by_endpoint(self) -> dict[str, int]:
@@ -63,11 +70,24 @@ class UsageSnapshot(msgspec.Struct, frozen=True, kw_only=True):
             out[r.endpoint] = out.get(r.endpoint, 0) + r.calls + r.retries
         return out
 
-    def estimate_cost(self, price_per_call: Mapping[str, float], default: float = 0.0) -> float:
-        """Cost of these calls given a price per call for each brand."""
-        return sum(
-            (r.calls + r.retries) * price_per_call.get(r.brand or "", default) for r in self.rows
-        )
+    def estimate_cost(self, price_per_call: Mapping[str, float | Decimal],
+                      default: float | Decimal = 0.0) -> float:
+        """Cost of these calls given a price per call for each brand (``default`` for the
+        rest, :data:`NO_BRAND` included).
+
+        Summed in decimal arithmetic from the prices as written, so three calls at 0.2
+        cost ``0.6``, not binary floating point's ``0.6000000000000001``.
+        """
+        total = Decimal(0)
+        for r in self.rows:
+            price = price_per_call.get(r.brand or NO_BRAND, default)
+            total += (r.calls + r.retries) * _decimal(price)
+        return float(total)
+
+
+def _decimal(price: float | Decimal) -> Decimal:
+    # str() gives the shortest text that round-trips the float: the price the caller wrote.
+    return price if isinstance(price, Decimal) else Decimal(str(price))
 
 
 class UsageMeter:

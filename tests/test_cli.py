@@ -162,7 +162,9 @@ async def test_demo_shows_progress_summary_and_says_it_was_the_emulator(tmp_path
     run = await cli("demo", "--vehicles", "240", "--seed", "1", "-o", str(out))
     assert run.code == 0, run
     assert "Demo poll summary" in run.text and "built-in emulator" in run.text
-    assert "polling 240 vehicles" in run.text and "VIN/s" in run.text
+    # Issue 13.10: the header counts what the bar counts (the fleet plus two extra VINs).
+    assert "polling 242 VINs" in run.text and "240 vehicles of the fleet" in run.text
+    assert "VIN/s" in run.text
     assert "PermissionDenied" in run.text and "NotCleared×2" in run.text
     assert "retries" in run.err + run.text
     lines = [json.loads(line) for line in out.read_bytes().splitlines()]

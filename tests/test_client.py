@@ -35,8 +35,9 @@ async def test_eligibility_typed_and_validated_before_network() -> None:
         before = emu.stats.total
         with pytest.raises(ValueError, match="vin 'WBAD' is not a VIN"):
             await hm.eligibility("WBAD", "bmw")
-        with pytest.raises(ValueError, match="vin 'WBADT43452G29640O'"):
-            await hm.eligibility("WBADT43452G29640O", "bmw")  # letter O is not allowed
+        # Issue 13.1: I, O and Q are VIN characters for HM; a dash is still refused.
+        with pytest.raises(ValueError, match="vin 'WBADT43452G29640-'"):
+            await hm.eligibility("WBADT43452G29640-", "bmw")
         with pytest.raises(ValueError, match=r"brand 'tesla' .*valid brands: .*bmw"):
             await hm.eligibility(vin, "tesla")  # cleared brand, but not an eligibility brand
         assert emu.stats.total == before

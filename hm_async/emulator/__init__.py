@@ -8,7 +8,7 @@ and pacing logic can be tested against something that behaves like the real plat
 
 Three ways to run it::
 
-    hm-async emulator --port 8080            # prints the credentials to use
+    hm-async emulator --port 8080 --seed 1   # prints the credentials to use (same each start)
     python -m hm_async.emulator --port 0 --json   # one JSON line: url + both credentials
 
     async with Emulator(EmulatorConfig(token_lifetime=2.0)) as emu:   # in code / pytest
@@ -37,7 +37,9 @@ Endpoints
 ``POST /v1/eligibility``
     ``{vin, brand}`` (brand in the eligibility enum, dashed spelling) -> ``{vin, eligible,
     data_delivery, connectivity_status, primary_user_assigned}``, fixed per VIN (about four
-    in five eligible); 422 ``{"errors": [{title, source, detail}]}`` for a bad VIN or brand.
+    in five eligible; a VIN with approved clearance always is); 422 ``{"errors": [{title,
+    source, detail}]}`` for a bad VIN or brand. VINs are 17 of A-Z and 0-9, I, O and Q
+    included (HM's own test VINs use them), everywhere in the emulator.
 ``POST /v1/fleets/vehicles``
     ``{"vehicles": [{vin, brand, tags?}]}`` -> ``{"vehicles": [{vin, status, tags}]}``; each
     new VIN is ``pending`` and becomes ``approved`` (or ``rejected`` for a ``reject_fraction``
@@ -52,6 +54,7 @@ Endpoints
     One record, 404 if unknown; at most ``clearance_get_per_minute`` (60) calls in any minute,
     else 429 with ``Retry-After``.
 ``DELETE /v1/fleets/vehicles/{vin}``
+    Answers the whole record, as GET does (``{vin, status, brand, tags, changelog}``).
     approved -> ``revoking`` (-> ``revoked`` after ``revoke_delay``); pending -> ``canceling``
     (-> ``canceled``) for brands in ``cancel_brands``, else 422 "not supported"; a second
     delete while revoking/canceling or after: 409 ``Conflict``; unknown VIN: 404.
@@ -83,7 +86,9 @@ vehicle-data endpoint, token bucket holding ``rate_limit_burst`` or one second's
 ``default_rate_limit`` (for unlisted brands; ``None`` = unlimited), ``vehicles`` (100
 pre-approved), ``brands`` (the fleet's brands, assigned round-robin), ``approve_delay`` and
 ``revoke_delay`` (1 s), ``update_interval`` (30 s), ``failure_fraction`` (0.05),
-``reject_fraction`` (0), ``assertion_iat_window`` (300 s), ``clearance_get_per_minute`` (60),
+``reject_fraction`` (0), ``client_id`` and ``client_secret`` (fixed credentials; by default
+derived from ``seed`` when one is given, else random), ``assertion_iat_window`` (300 s),
+``clearance_get_per_minute`` (60),
 ``cancel_brands``, and the special-case fractions ``no_consent_fraction``,
 ``privacy_mode_fraction``, ``asleep_fraction``, ``consent_removed_fraction`` (all 0): that
 share of the pre-approved fleet, taken from the front of ``emu.vehicles`` in this order,

@@ -9,7 +9,9 @@ been seen, so the token check never dominates a benchmark.
 
 from __future__ import annotations
 
+import base64
 import math
+import random
 import secrets
 import time
 import uuid
@@ -17,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
@@ -25,6 +29,16 @@ __all__ = ["ASSERTION_TYPE", "SCOPE", "AuthState", "TokenError"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SCOPE = "fleet:clearance vehicle:eligibility-check vehicle:data"
+
+
+def _derived_key(rng: random.Random) -> ECKey:
+    """A P-256 private key from ``rng`` (a throwaway key of a local emulator, never real)."""
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    private = ec.derive_private_key(rng.randrange(1, order), ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    key: ECKey = ECKey.import_key(pem)
+    return key
 
 
 class TokenError(Exception):
@@ -44,12 +58,20 @@ class IssuedToken:
 class AuthState:
     """Credentials of the one emulated application, and the tokens issued to it."""
 
-    def __init__(self) -> None:
-        self.client_id = str(uuid.uuid4())
-        self.client_secret = secrets.token_urlsafe(24)
-        self.key_id = str(uuid.uuid4())
+    def __init__(self, *, client_id: str | None = None, client_secret: str | None = None,
+                 seed: int | None = None) -> None:
+        # With a seed, the application's credentials (ids, secret, key pair) are derived from
+        # it, so a restarted emulator accepts what a user exported before; explicit values win.
+        rng = random.Random(f"hm-emulator-credentials:{seed}") if seed is not None else None
+        self.client_id = client_id or (
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)) if rng else str(uuid.uuid4()))
+        self.client_secret = client_secret or (
+            base64.urlsafe_b64encode(rng.randbytes(24)).decode() if rng
+            else secrets.token_urlsafe(24))
+        self.key_id = (str(uuid.UUID(int=rng.getrandbits(128), version=4)) if rng
+                       else str(uuid.uuid4()))
         self.key_inserted_at = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-        self._app_key = ECKey.generate_key("P-256", private=True)
+        self._app_key = _derived_key(rng) if rng else ECKey.generate_key("P-256", private=True)
         self.private_key_pem: str = self._app_key.as_pem(private=True).decode()
         self._public_key = ECKey.import_key(self._app_key.as_pem(private=False))
         self._server_key = ECKey.generate_key("P-256", private=True)

@@ -71,6 +71,10 @@ class EmulatorConfig:
     )
     #: Fraction of newly requested clearances that end ``rejected`` instead of ``approved``.
     reject_fraction: float = 0.0
+    #: The application's credentials. ``None``: derived from ``seed`` when one is given
+    #: (so a restarted emulator accepts the same credentials), else random per emulator.
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -114,6 +118,10 @@ class EmulatorConfig:
             raise ValueError("default_rate_limit must be positive or None")
         if self.update_interval <= 0:
             raise ValueError("update_interval must be positive")
+        for name in ("client_id", "client_secret"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a non-empty str or None")
 
     def replace(self, **changes: object) -> EmulatorConfig:
         """A validated copy with ``changes`` applied."""

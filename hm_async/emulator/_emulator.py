@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .._vehicles import Vehicle, normalize_brand, validate_vin
+from .._vehicles import BRANDS, Vehicle, normalize_brand, validate_vin
 from ._config import ROUTES, EmulatorConfig
 from ._server import SPECIAL_KINDS, EmulatorServer
 from ._stats import Stats
@@ -230,6 +230,9 @@ class Emulator:
     def _populate(self) -> None:
         cfg = self._server.config
         brands = [normalize_brand(b, argument="brands") for b in cfg.brands]
+        unknown = [b for b in brands if b not in BRANDS]
+        if unknown:  # the emulated platform is today's: its clearance API refuses them
+            raise ValueError(f"brands {unknown} are not brands HM's clearance API accepts")
         now = time.time()
         count = cfg.vehicles
         per_brand: dict[str, int] = {}

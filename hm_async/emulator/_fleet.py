@@ -21,7 +21,8 @@ from .._vehicles import BRANDS
 
 __all__ = ["Clearance", "Fleet", "FleetError"]
 
-_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+#: What HM accepts: 17 of A-Z and 0-9; its own test VINs contain I and O (no ISO 3779 check).
+_VIN = re.compile(r"[A-Z0-9]{17}")
 _STATUSES = frozenset(
     {"approved", "pending", "revoking", "revoked", "rejected", "canceling", "canceled"}
 )
@@ -212,7 +213,9 @@ class Fleet:
             rec._set("revoking", now)
             rec.schedule("revoked", now + revoke_delay)
         rec.advance(now)
-        return {"vin": rec.vin, "status": rec.status, "tags": rec.tags}
+        # The whole record, as GET answers it: the spec's clearance example carries brand
+        # and changelog, and a client decodes both answers into the same Clearance.
+        return rec.as_json()
 
 
 # -- the ``filter`` query parameter ------------------------------------------------------------
