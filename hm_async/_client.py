@@ -26,6 +26,7 @@ from ._h1_pool import LeanHTTP
 from ._metering import UsageMeter, UsageSnapshot
 from ._ratelimit import RateLimiterRegistry, RateLimits
 from ._retry import DEFAULT_MAX_RETRIES, RetryBudget
+from ._static_data import StaticDataResource
 from ._tokens import DEFAULT_REQUEST_TIMEOUT, TokenProvider
 from ._transport import MAX_BODY_BYTES, Response, Timeout, Transport
 from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
@@ -227,6 +228,7 @@ class HMClient:
         view._is_view = True
         view._root = self._root or self
         view.__dict__.pop("clearance", None)
+        view.__dict__.pop("static_data", None)
         if timeout is not ...:
             view._call_timeout = Timeout.coerce(timeout)  # type: ignore[arg-type]
         if max_retries is not None:
@@ -255,6 +257,12 @@ class HMClient:
             max_retries=self._call_max_retries,
         )
 
+    async def _request_path(self, method: str, path: str, *, endpoint: str,
+                            body: bytes | None = None, idempotent: bool) -> Response:
+        """:meth:`_request` for a path under the base URL (the resources' requester)."""
+        return await self._request(method, self._url(path), endpoint=endpoint, body=body,
+                                   idempotent=idempotent)
+
     @property
     def tokens(self) -> TokenProvider:
         """The shared token provider (for inspection; it refreshes by itself)."""
@@ -270,6 +278,11 @@ class HMClient:
     def clearance(self) -> ClearanceResource:
         """The Fleet Clearance API: request, get, list, delete, wait_until_settled."""
         return ClearanceResource(self)
+
+    @cached_property
+    def static_data(self) -> StaticDataResource:
+        """The Vehicle Static Data API: get (specs, original price) and valuation."""
+        return StaticDataResource(self._request_path)
 
     async def eligibility(self, vin: str, brand: str) -> Eligibility:
         """Whether ``vin`` of ``brand`` can deliver data (Eligibility API)."""
