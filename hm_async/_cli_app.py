@@ -24,6 +24,7 @@ from rich.json import JSON
 from rich.markup import escape
 
 from ._cli_config import CliSettings, ExitCode, exit_code_for
+from ._cli_static import register as register_static_commands
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError
 from ._version import __version__
@@ -477,3 +478,6 @@ def emulator(ctx: typer.Context) -> None:
     from .emulator.__main__ import main as emulator_main
 
     raise typer.Exit(emulator_main(list(ctx.args), prog="hm-async emulator"))
+
+
+register_static_commands(app, run=_run, print_json=_print_json)
