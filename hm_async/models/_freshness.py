@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, NamedTuple
 
+from msgspec.structs import astuple
+
 __all__ = ["Freshness", "PropertyAge", "VehicleDataFreshness"]
 
 
@@ -85,32 +87,57 @@ class VehicleDataFreshness:
     def property_timestamps(self) -> Iterator[tuple[str, datetime]]:
         """``("capability.property", timestamp)`` for every value that has a timestamp;
         a multi-instance property yields one pair per instance."""
-        for cap_name in self.__struct_fields__:
-            cap = getattr(self, cap_name)
-            fields: tuple[str, ...] | None = getattr(cap, "__struct_fields__", None)
-            if fields is None:  # request_id, vin, brand, or an absent capability
+        for cap_name, prop_name, ts in self._walk():
+            yield f"{cap_name}.{prop_name}", _aware(ts)
+
+    def _walk(self) -> Iterator[tuple[str, str, datetime]]:
+        """(capability, property, raw timestamp) of every timestamped value. Reads a
+        struct's fields in one C call (``msgspec.structs.astuple``, shallow) and skips
+        absent ones."""
+        capabilities = _capabilities(type(self))
+        me: Any = self  # a msgspec.Struct: this class is only mixed into generated structs
+        for cap_name, cap in zip(self.__struct_fields__, astuple(me), strict=True):
+            if cap is None or cap_name not in capabilities:
+                continue  # an absent capability, or request_id / vin / brand
+            for prop_name, value in zip(cap.__struct_fields__, astuple(cap), strict=True):
+                if value is None:
+                    continue
+                if type(value) is list:
+                    for item in value:
+                        if item.timestamp is not None:
+                            yield cap_name, prop_name, item.timestamp
+                elif value.timestamp is not None:
+                    yield cap_name, prop_name, value.timestamp
+
+    def freshness(self) -> Freshness:
+        """Newest and oldest property timestamps, found in one walk (the loop of
+        :meth:`_walk` written out: this runs once per polled answer)."""
+        newest_at: datetime | None = None
+        oldest_at: datetime | None = None
+        newest = oldest = ("", "")
+        values = 0
+        capabilities = _capabilities(type(self))
+        me: Any = self
+        for cap_name, cap in zip(self.__struct_fields__, astuple(me), strict=True):
+            if cap is None or cap_name not in capabilities:
                 continue
-            for prop_name in fields:
-                value: Any = getattr(cap, prop_name)
+            for prop_name, value in zip(cap.__struct_fields__, astuple(cap), strict=True):
                 if value is None:
                     continue
                 for item in value if type(value) is list else (value,):
                     ts = item.timestamp
-                    if ts is not None:
-                        yield f"{cap_name}.{prop_name}", _aware(ts)
-
-    def freshness(self) -> Freshness:
-        """Newest and oldest property timestamps, found in one walk."""
-        newest = oldest = None
-        newest_at = oldest_at = None
-        values = 0
-        for path, ts in self.property_timestamps():
-            values += 1
-            if newest_at is None or ts > newest_at:
-                newest, newest_at = path, ts
-            if oldest_at is None or ts < oldest_at:
-                oldest, oldest_at = path, ts
-        return Freshness(newest_at, oldest_at, newest, oldest, values)
+                    if ts is None:
+                        continue
+                    if ts.tzinfo is None:
+                        ts = _aware(ts)
+                    values += 1
+                    if newest_at is None or ts > newest_at:
+                        newest, newest_at = (cap_name, prop_name), ts
+                    if oldest_at is None or ts < oldest_at:
+                        oldest, oldest_at = (cap_name, prop_name), ts
+        if not values:
+            return Freshness(None, None, None, None, 0)
+        return Freshness(newest_at, oldest_at, ".".join(newest), ".".join(oldest), values)
 
     def newest_timestamp(self) -> datetime | None:
         """When the most recent value of this answer was recorded (None: no timestamps)."""
