@@ -32,6 +32,7 @@ from ._cli_errors import OutputError, describe
 from ._cli_input import BadLine, InputError, dedupe, numbered_vehicle_lines, read_text_lines
 from ._cli_input import resume_point as _resume_point
 from ._cli_logging import configure_logging
+from ._cli_static import register as register_static_commands
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError, InvalidVehicleError
 from ._poll import PollResult
@@ -640,6 +641,8 @@ def demo(
 
 
 app.command("emulator", epilog=EMULATOR_EPILOG)(emulator_command)
+
+register_static_commands(app, run=_run, print_json=_print_json)
 
 
 def _no_type(ctx: Any) -> None:  # noqa: ARG001 - the signature typer calls

@@ -48,6 +48,7 @@ from ._poll import Fleet, PollResult, Progress, VehicleInput, WatchResult, poll,
 from ._ratelimit import RateLimiterRegistry
 from ._response import Response
 from ._retry import RetryBudget
+from ._static_data import StaticDataResource
 from ._tokens import TokenProvider
 from ._transport import Transport
 from ._vehicle_data import VehicleDataResource
@@ -351,6 +352,11 @@ class HMClient:
     @cached_property
     def _vehicle_data(self) -> VehicleDataResource:
         return VehicleDataResource(self._requester)
+
+    @cached_property
+    def static_data(self) -> StaticDataResource:
+        """The Vehicle Static Data API: get (specs, original price) and valuation."""
+        return StaticDataResource(self._requester)
 
     async def eligibility(self, vin: str, brand: str) -> Eligibility:
         """Whether ``vin`` of ``brand`` can deliver data (Eligibility API)."""
