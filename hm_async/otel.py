@@ -9,8 +9,8 @@ HTTP client semantic conventions:
   ``url.scheme``, ``http.response.status_code``, ``error.type`` and, on retries,
   ``http.request.resend_count``; plus ``hm.endpoint``, ``hm.brand``, ``hm.lane``,
   ``hm.retry_reason`` and ``hm.request_id``;
-* the ``http.client.request.duration`` histogram (seconds) with the same low-cardinality
-  attributes.
+* the ``http.client.request.duration`` histogram (seconds) with the low-cardinality
+  attributes above (method, ``url.template``, server, scheme, status, ``error.type``).
 
 Built on :class:`hm_async.AttemptEvent`, it sees what the events carry and nothing else: no
 header (so never the Authorization header), no body, and the route template instead of the
@@ -24,7 +24,8 @@ import time
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.metrics import Histogram
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from ._events import AttemptEvent
 from ._version import __version__
@@ -46,9 +47,9 @@ class OpenTelemetryHook:
     def __init__(self, *, tracer_provider: trace.TracerProvider | None = None,
                  meter_provider: metrics.MeterProvider | None = None,
                  traces: bool = True, metrics_enabled: bool = True) -> None:
-        self._tracer = (trace.get_tracer(_SCOPE, __version__, tracer_provider)
-                        if traces else None)
-        self._duration = None
+        self._tracer: Tracer | None = (trace.get_tracer(_SCOPE, __version__, tracer_provider)
+                                       if traces else None)
+        self._duration: Histogram | None = None
         if metrics_enabled:
             meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
             self._duration = meter.create_histogram(
@@ -62,6 +63,7 @@ class OpenTelemetryHook:
             "server.address": event.host,
             "server.port": event.port,
             "url.scheme": event.scheme,
+            "url.template": event.path,
         }
         if event.status is not None:
             common["http.response.status_code"] = event.status
@@ -70,12 +72,13 @@ class OpenTelemetryHook:
         if self._duration is not None:
             self._duration.record(event.latency, common)
         if self._tracer is not None:
-            self._span(event, common, error_type)
+            self._span(self._tracer, event, common, error_type)
 
-    def _span(self, event: AttemptEvent, common: dict[str, Any], error_type: str | None) -> None:
+    @staticmethod
+    def _span(tracer: Tracer, event: AttemptEvent, common: dict[str, Any],
+              error_type: str | None) -> None:
         end = time.time_ns()
         attributes = dict(common)
-        attributes["url.template"] = event.path
         attributes["hm.endpoint"] = event.endpoint
         attributes["hm.lane"] = event.lane
         if event.attempt > 1:
@@ -86,7 +89,7 @@ class OpenTelemetryHook:
             attributes["hm.retry_reason"] = event.retry_reason
         if event.request_id is not None:
             attributes["hm.request_id"] = event.request_id
-        span = self._tracer.start_span(  # type: ignore[union-attr]
+        span = tracer.start_span(
             f"{event.method} {event.path}", kind=SpanKind.CLIENT, attributes=attributes,
             start_time=end - int(event.latency * 1e9))
         if error_type is not None:
