@@ -111,6 +111,7 @@ class Transport:
         self.limiter = limiter
         #: The client's event hooks (:mod:`hm_async._events`); empty: no event is built.
         self.hooks = hooks
+        self._origin: tuple[str, int, str] | None = None  # (host, port, scheme) for events
         self._slots = Slots(max_connections)
         self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
             None, CIMultiDict(), CIMultiDict())
@@ -258,6 +259,9 @@ class Transport:
         """Build the attempt's event (only called when there are hooks) and hand it out."""
         latency = time.perf_counter() - started
         lean = self.lean is not None and method == "GET"
+        origin = self._origin
+        if origin is None:  # every URL is on the one API origin: read it once
+            origin = self._origin = (url.host or "", url.port or 0, url.scheme)
         emit(hooks, AttemptEvent(
             method=method, path=path_template(url.path), endpoint=endpoint, brand=brand,
             lane="lean" if lean else "aiohttp", attempt=attempt,
@@ -266,7 +270,7 @@ class Transport:
             retry_reason=retry_reason, latency=latency,
             bytes=0 if resp is None else len(resp.body),
             request_id=None if resp is None else resp.request_id,
-            host=url.host or "", port=url.port or 0, scheme=url.scheme))
+            host=origin[0], port=origin[1], scheme=origin[2]))
 
     @staticmethod
     def _budget_spent(method: str, url: URL, failure: HMError) -> RetryBudgetExhaustedError:
