@@ -37,7 +37,8 @@ class AiohttpLane:
     def __init__(self, session: aiohttp.ClientSession, *, proxy: URL | None = None) -> None:
         self.session = session
         #: Every request goes through this proxy; None: direct, or as the session's
-        #: ``trust_env`` reads HTTPS_PROXY / NO_PROXY.
+        #: ``trust_env`` reads HTTPS_PROXY / NO_PROXY. Credentials in its URL are turned
+        #: by aiohttp into a Proxy-Authorization header for the proxy only.
         self.proxy = proxy
 
     async def send(self, method: str, url: URL, *, body: bytes | None,

@@ -163,8 +163,9 @@ def _run(ctx: typer.Context, work: Callable[[HMClient], Awaitable[int | None]], 
 
     async def main() -> int | None:
         creds, base_url = settings.resolve()
+        # trust_env: the CLI honours HTTPS_PROXY / NO_PROXY as curl does (issue 16 point 6)
         async with HMClient(creds, environment=settings.environment, base_url=base_url,
-                            rate_limits=rate_limits or None) as hm:
+                            rate_limits=rate_limits or None, trust_env=True) as hm:
             origin.append(_origin(hm.base_url))
             return await work(hm)
 

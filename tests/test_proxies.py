@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 import trustme
+from cli_runner import clean_env, cli
 
-from hm_async import HMClient, Timeout, TransportError
+from hm_async import APIError, HMClient, HMError, Timeout, TransportError
 from hm_async.emulator import Emulator, EmulatorConfig
 
 pytestmark = pytest.mark.anyio
@@ -69,13 +70,14 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-async def tinyproxy(tmp_path: Path) -> AsyncIterator[TinyProxy]:
+@contextlib.asynccontextmanager
+async def running_tinyproxy(tmp_path: Path, extra: str = "") -> AsyncIterator[TinyProxy]:
+    """A tinyproxy on a free port with a generated config (plus ``extra`` lines)."""
     port = _free_port()
-    log = tmp_path / "tinyproxy.log"
-    conf = tmp_path / "tinyproxy.conf"
+    log = tmp_path / f"tinyproxy-{port}.log"
+    conf = tmp_path / f"tinyproxy-{port}.conf"
     conf.write_text(f'Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\n'
-                    f'LogFile "{log}"\nLogLevel Info\nMaxClients 50\n')
+                    f'LogFile "{log}"\nLogLevel Info\nMaxClients 50\n{extra}')
     proc = subprocess.Popen([TINYPROXY, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     proxy = TinyProxy(f"http://127.0.0.1:{port}", log, proc)
@@ -93,6 +95,12 @@ async def tinyproxy(tmp_path: Path) -> AsyncIterator[TinyProxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+async def tinyproxy(tmp_path: Path) -> AsyncIterator[TinyProxy]:
+    async with running_tinyproxy(tmp_path) as proxy:
+        yield proxy
 
 
 @pytest.fixture
@@ -180,3 +188,35 @@ async def test_https_origin_is_reached_through_a_connect_tunnel(
         for secret in ("/v1/", token.value, emu.client_secret, "Authorization"):
             assert secret not in log  # the proxy saw a host and a port, nothing else
         assert emu.stats.token_requests == 1 and emu.stats.count(route="vehicle_data") == 1
+
+
+async def test_the_cli_honours_the_proxy_variables(
+        tinyproxy: TinyProxy, emu: Emulator, no_proxy_env: pytest.MonkeyPatch) -> None:
+    vin = emu.vehicles[-1].vin
+    env = clean_env(HM_CLIENT_SECRET=emu.client_secret, HTTP_PROXY=tinyproxy.url)
+    for name in PROXY_VARS[1:]:
+        env.pop(name, None)
+    run = await cli("--base-url", emu.url, "--client-id", emu.client_id, "data", vin, env=env)
+    assert run.code == 0, run
+    assert set(tinyproxy.lines()) == {
+        f"POST {emu.url}/v1/access_tokens HTTP/1.1",
+        f"GET {emu.url}/v1/vehicle-data/autoapi-13/{vin} HTTP/1.1",
+    }
+
+
+async def test_proxy_credentials_in_the_url_authenticate_and_stay_out_of_errors(
+        tmp_path: Path, emu: Emulator, no_proxy_env: pytest.MonkeyPatch) -> None:
+    async with running_tinyproxy(tmp_path, "BasicAuth hmuser s3cret-pw\n") as proxy:
+        authed = proxy.url.replace("http://", "http://hmuser:s3cret-pw@")
+        async with HMClient(emu.client_credentials, base_url=emu.url, proxy=authed) as hm:
+            await _calls(hm, emu)
+            assert "s3cret" not in repr(hm)
+        assert {line.split(" ")[0] for line in proxy.lines()} == {"POST", "GET"}
+        wrong = proxy.url.replace("http://", "http://hmuser:wrong-pw@")
+        async with HMClient(emu.client_credentials, base_url=emu.url, proxy=wrong,
+                            max_retries=0) as hm:
+            with pytest.raises(HMError) as err:
+                await hm.vehicle_data(emu.vehicles[-1].vin)
+        # (tinyproxy refuses plain-http proxying with 401, CONNECT with 407)
+        assert isinstance(err.value, APIError) and err.value.status_code in (401, 407)
+        assert "wrong-pw" not in str(err.value) and "wrong-pw" not in repr(err.value)
