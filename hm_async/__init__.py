@@ -5,6 +5,7 @@ Start with :class:`HMClient`; see the README for the tour.
 
 from contextlib import suppress as _suppress
 
+from ._age_stats import Stale
 from ._client import ENVIRONMENTS, HMClient
 from ._config import RateLimits, Timeout
 from ._credentials import (
@@ -13,6 +14,7 @@ from ._credentials import (
     PrivateKeyCredentials,
     credentials_from_env,
 )
+from ._eligibility_many import EligibilityResult
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -41,9 +43,11 @@ from ._errors import (
     ValidationError,
     VehicleUnavailableError,
 )
+from ._events import AttemptEvent, EventHook
 from ._metering import UsageRow, UsageSnapshot
 from ._poll import BrandProgress, PollResult, Progress, WatchResult
 from ._ratelimit import BrandRateState
+from ._raw_response import APIResponse
 from ._retry import RetryBudget
 from ._tokens import AccessToken, TokenProvider
 from ._vehicles import BRANDS, Vehicle
@@ -60,7 +64,9 @@ __all__ = [
     "BRANDS",
     "ENVIRONMENTS",
     "APIError",
+    "APIResponse",
     "AccessToken",
+    "AttemptEvent",
     "AuthenticationError",
     "BadRequestError",
     "BrandProgress",
@@ -73,7 +79,9 @@ __all__ = [
     "CredentialsError",
     "DecodeError",
     "Eligibility",
+    "EligibilityResult",
     "ErrorDetail",
+    "EventHook",
     "HMClient",
     "HMError",
     "HMTimeoutError",
@@ -92,6 +100,7 @@ __all__ = [
     "ServerError",
     "SettleTimeoutError",
     "SharedStateError",
+    "Stale",
     "StaleConnectionError",
     "StreamError",
     "StreamEvent",

@@ -6,6 +6,11 @@ redirects (an answer is an answer: the bearer token goes to the configured origi
 reads the body up to a cap, and turns every network exception into an hm_async error
 through :func:`~hm_async._network_errors.map_network_error`. The token provider posts through
 it too, so the token endpoint fails, times out and is capped the same way as any call.
+
+Through an egress proxy (``HMClient(proxy=...)``, or ``trust_env=True`` and
+``HTTPS_PROXY``/``NO_PROXY``), aiohttp's own proxy support carries each request: an
+``https`` API origin is reached through a CONNECT tunnel (TLS end to end, so the proxy sees
+neither the bearer token nor the token request), an ``http`` one by absolute-form requests.
 """
 
 from __future__ import annotations
@@ -27,10 +32,14 @@ __all__ = ["AiohttpLane", "read_capped"]
 class AiohttpLane:
     """Sends one request over ``session`` and returns the whole answer as a :class:`Response`."""
 
-    __slots__ = ("session",)
+    __slots__ = ("proxy", "session")
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, proxy: URL | None = None) -> None:
         self.session = session
+        #: Every request goes through this proxy; None: direct, or as the session's
+        #: ``trust_env`` reads HTTPS_PROXY / NO_PROXY. Credentials in its URL are turned
+        #: by aiohttp into a Proxy-Authorization header for the proxy only.
+        self.proxy = proxy
 
     async def send(self, method: str, url: URL, *, body: bytes | None,
                    headers: Mapping[str, str], timeout: Timeout,
@@ -42,7 +51,8 @@ class AiohttpLane:
         try:
             async with self.session.request(method, url, data=body, headers=headers,
                                             timeout=timeout._aiohttp,
-                                            allow_redirects=False) as resp:
+                                            allow_redirects=False,
+                                            proxy=self.proxy) as resp:
                 raw = await read_capped(resp, max_body)
                 return Response(resp.status, resp.headers, raw)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:

@@ -32,6 +32,7 @@ from ._cli_errors import OutputError, describe
 from ._cli_input import BadLine, InputError, dedupe, numbered_vehicle_lines, read_text_lines
 from ._cli_input import resume_point as _resume_point
 from ._cli_logging import configure_logging
+from ._cli_static import register as register_static_commands
 from ._cli_stream import register as register_stream
 from ._client import ENVIRONMENTS, HMClient
 from ._errors import HMError, InvalidVehicleError
@@ -166,8 +167,10 @@ def _run(ctx: typer.Context, work: Callable[[HMClient], Awaitable[int | None]], 
 
     async def main() -> int | None:
         creds, base_url = settings.resolve()
+        # trust_env: the CLI honours HTTPS_PROXY / NO_PROXY as curl does (issue 16 point 6)
         async with HMClient(creds, environment=settings.environment, base_url=base_url,
-                            rate_limits=rate_limits or None, **(client_options or {})) as hm:
+                            rate_limits=rate_limits or None, trust_env=True,
+                            **(client_options or {})) as hm:
             origin.append(_origin(hm.base_url))
             return await work(hm)
 
@@ -546,8 +549,9 @@ def poll(
         metavar="I/N", help="Poll only shard I of N (a stable hash of the VIN), e.g. "
         "0/4 .. 3/4 for four workers.")] = None,
     redis: Annotated[str | None, typer.Option(
-        metavar="URL", envvar="HM_REDIS_URL", help="Share the token and the rate limits "
-        "with other workers through this Redis (redis[s]://...; needs hm-async[redis]).")] = None,
+        metavar="URL", envvar="HM_REDIS_URL", show_envvar=False,
+        help="Share the token and the rate limits with other workers through this Redis "
+        "(redis[s]://...; needs hm-async[redis]) \\[env: HM_REDIS_URL].")] = None,
 ) -> None:
     """Vehicle data for many VINs: one JSON line per VIN, a progress bar and a summary.
 
@@ -672,6 +676,8 @@ def demo(
 
 
 app.command("emulator", epilog=EMULATOR_EPILOG)(emulator_command)
+
+register_static_commands(app, run=_run, print_json=_print_json)
 
 
 def _no_type(ctx: Any) -> None:  # noqa: ARG001 - the signature typer calls

@@ -5,9 +5,11 @@ stdout (or ``--output``) carries only JSON Lines, one per VIN, so it can be pipe
 envelope around the body HM sent, embedded with ``msgspec.Raw`` so the payload is written
 byte for byte as received (never decoded and re-encoded)::
 
-    {"vin": "...", "brand": "bmw", "ok": true, "data": {...HM's body...}}
-    {"vin": "...", "brand": "bmw", "ok": false, "error": {"type": "PermissionDeniedError",
-     "status": 403, "message": "...", "request_id": "..."}}
+    {"vin": "...", "brand": "bmw", "ok": true, "request_id": "...", "data": {...HM's body...}}
+    {"vin": "...", "brand": "bmw", "ok": false, "request_id": "...", "error": {"type":
+     "PermissionDeniedError", "status": 403, "message": "...", "request_id": "..."}}
+
+``request_id`` is HM's id of the answer (null when there was none, e.g. a network failure).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class _OkLine(msgspec.Struct):
     vin: str
     brand: str | None
     ok: bool
+    request_id: str | None
     data: msgspec.Raw
 
 
@@ -69,6 +72,7 @@ class _ErrorLine(msgspec.Struct):
     vin: str
     brand: str | None
     ok: bool
+    request_id: str | None
     error: _ErrorInfo
 
 
@@ -97,10 +101,12 @@ class ResultWriter:
             raw = r.raw
             if b"\n" in raw or b"\r" in raw:  # a pretty-printed body would break the line
                 raw = msgspec.json.format(raw, indent=0)
-            line: Any = _OkLine(vin=r.vin, brand=r.brand, ok=True, data=msgspec.Raw(raw))
+            line: Any = _OkLine(vin=r.vin, brand=r.brand, ok=True, request_id=r.request_id,
+                                data=msgspec.Raw(raw))
         else:
             err = r.error or HMError("no data and no error")
-            line = _ErrorLine(vin=r.vin, brand=r.brand, ok=False, error=error_info(err))
+            line = _ErrorLine(vin=r.vin, brand=r.brand, ok=False, request_id=r.request_id,
+                              error=error_info(err))
         try:
             self._stream.write(self._encoder.encode(line) + b"\n")
         except OSError as exc:

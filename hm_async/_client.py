@@ -14,17 +14,26 @@ from __future__ import annotations
 import enum
 import ssl as ssl_module
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
 
 import aiohttp
-import msgspec
+from aiohttp.helpers import get_env_proxy_for_url
 from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from ._aiohttp_lane import AiohttpLane
-from ._clearance import ClearanceResource, single_get_limiter
+from ._clearance import ClearanceResource, VehicleLike, single_get_limiter
 from ._config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
@@ -41,21 +50,24 @@ from ._config import (
     Timeout,
 )
 from ._credentials import Credentials
-from ._decode import decode
+from ._eligibility import check_eligibility
+from ._eligibility_many import DEFAULT_CONCURRENCY, EligibilityResult, eligibility_many
+from ._events import EventHook
 from ._h1_pool import LeanHTTP
 from ._limiter import RateLimiter
 from ._metering import UsageMeter, UsageSnapshot
 from ._poll import Fleet, PollResult, Progress, VehicleInput, WatchResult, poll, watch
 from ._ratelimit import RateLimiterRegistry
+from ._raw_response import RawResponses
 from ._response import Response
 from ._retry import RetryBudget
+from ._static_data import StaticDataResource
 from ._token_store import TokenStore
 from ._tokens import TokenProvider
 from ._transport import Transport
 from ._vehicle_data import VehicleDataResource
-from ._vehicles import ELIGIBILITY_BRANDS, normalize_brand, validate_vin
 from .models import VehicleData
-from .models._fleet import ELIGIBILITY_DECODER, Eligibility
+from .models._fleet import Eligibility
 
 __all__ = ["ENVIRONMENTS", "HMClient"]
 
@@ -75,7 +87,8 @@ class _Shared:
                  ssl: ssl_module.SSLContext | bool, trace_configs: list[aiohttp.TraceConfig] | None,
                  lean_http: bool, clock: Callable[[], float], timeout: Timeout,
                  max_retries: int, retry_budget: RetryBudget,
-                 limiters: RateLimiterRegistry, token_store: TokenStore | None = None,
+                 limiters: RateLimiterRegistry, event_hooks: tuple[EventHook, ...],
+                 proxy: URL | None, trust_env: bool, token_store: TokenStore | None = None,
                  limiter: RateLimiter | None = None) -> None:
         self.credentials = credentials
         self.base_url = base_url
@@ -84,6 +97,9 @@ class _Shared:
         self.ssl = ssl
         self.trace_configs = trace_configs
         self.lean_http = lean_http and session is None and not trace_configs
+        self.event_hooks = event_hooks
+        self.proxy = proxy
+        self.trust_env = trust_env
         self.clock = clock
         self.timeout = timeout
         self.max_retries = max_retries
@@ -116,25 +132,40 @@ class _Shared:
             session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                 trace_configs=self.trace_configs, raise_for_status=False,
+                trust_env=self.trust_env,
             )
             self.owned_session = session
         limit = getattr(session.connector, "limit", 0) or self.max_connections
-        lane = AiohttpLane(session)
+        lane = AiohttpLane(session, proxy=self.proxy)
         # The calls' own time limit also bounds the token request they may wait for.
         total = self.timeout.total
         tokens = TokenProvider(self.credentials, lane=lane, meter=self.meter,
                                base_url=self.base_url, clock=self.clock,
                                request_timeout=min(total or DEFAULT_TOKEN_REQUEST_TIMEOUT,
                                                    DEFAULT_TOKEN_REQUEST_TIMEOUT),
-                               store=self.token_store)
+                               hooks=self.event_hooks, store=self.token_store)
         connections = min(limit, self.max_connections)
         self.transport = Transport(
             lane, tokens, max_connections=connections, timeout=self.timeout,
             max_retries=self.max_retries, retry_budget=self.retry_budget, meter=self.meter,
-            limiter=self.limiter, lean=self._make_lean(connections) if self.lean_http else None,
+            limiter=self.limiter, hooks=self.event_hooks,
+            lean=self._make_lean(connections) if self.lean_http and not self.proxied() else None,
         )
         self.state = _State.OPENED
         return self.transport
+
+    def proxied(self) -> bool:
+        """Whether requests to the API origin go through a proxy (``proxy=``, or
+        ``trust_env`` and HTTPS_PROXY/HTTP_PROXY without a NO_PROXY match, read now)."""
+        if self.proxy is not None:
+            return True
+        if not self.trust_env:
+            return False
+        try:
+            get_env_proxy_for_url(URL(self.base_url))
+        except LookupError:
+            return False
+        return True
 
     def _make_lean(self, connections: int) -> LeanHTTP:
         url = URL(self.base_url)
@@ -208,7 +239,20 @@ class HMClient:
     over hm_async's own keep-alive HTTP/1.1 connections, which cost about a third of the
     CPU of aiohttp's request path (see ``hm_async._h1_pool``); writes and the token
     endpoint always use aiohttp. It is off when you pass ``session`` or ``trace_configs``
-    (your session's settings and hooks then see every request), or with ``lean_http=False``.
+    (your session's settings and hooks then see every request), when a proxy applies (see
+    below), or with ``lean_http=False``.
+
+    ``event_hooks`` are called with an :class:`~hm_async.AttemptEvent` after every HTTP
+    attempt, on both lanes and at the token endpoint (retries, 429s, 401 replays
+    included); unlike ``trace_configs`` they keep the GET lane on. See
+    :mod:`hm_async._events` and :class:`hm_async.otel.OpenTelemetryHook`.
+
+    ``proxy`` (``"http://proxy:3128"``) sends every request through that forward proxy;
+    ``trust_env=True`` reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and ~/.netrc) as aiohttp
+    does. An ``https`` API origin is reached through a CONNECT tunnel, so the bearer token
+    and the token request go, encrypted, only to the API origin. Through a proxy the GET
+    lane is off for now: GETs use aiohttp too (about 3x the client CPU per request; the
+    network round trips are the same).
 
     Many worker processes (see docs/scale-out.md): ``token_store`` shares one token between
     them (e.g. :class:`hm_async.redis.RedisTokenStore`) and ``limiter`` replaces the
@@ -238,6 +282,9 @@ class HMClient:
         retry_budget: RetryBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         lean_http: bool = True,
+        event_hooks: Sequence[EventHook] | None = None,
+        proxy: str | URL | None = None,
+        trust_env: bool = False,
         token_store: TokenStore | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
@@ -254,6 +301,14 @@ class HMClient:
             raise ValueError(f"base_url must look like https://host[:port], got {base_url!r}")
         if max_retries < 0 or max_connections < 1:
             raise ValueError("max_retries must be >= 0 and max_connections >= 1")
+        hooks = tuple(event_hooks or ())
+        if not all(callable(h) for h in hooks):
+            raise ValueError("event_hooks must be callables taking an AttemptEvent")
+        proxy_url = None if proxy is None else URL(proxy)
+        if proxy_url is not None and (proxy_url.scheme not in ("http", "https")
+                                      or not proxy_url.host):
+            # (never echo the URL: it may carry the proxy's password)
+            raise ValueError("proxy must look like http://host:port")
         if rate_limits is None or isinstance(rate_limits, RateLimits):
             rate_limits = rate_limits or RateLimits()
         else:
@@ -263,8 +318,8 @@ class HMClient:
             max_connections=max_connections, ssl=ssl, trace_configs=trace_configs,
             lean_http=lean_http, clock=clock, timeout=Timeout.coerce(timeout),
             max_retries=max_retries, retry_budget=retry_budget or RetryBudget(clock=clock),
-            limiters=RateLimiterRegistry(rate_limits), token_store=token_store,
-            limiter=limiter,
+            limiters=RateLimiterRegistry(rate_limits), event_hooks=hooks, proxy=proxy_url,
+            trust_env=trust_env, token_store=token_store, limiter=limiter,
         )
         self.rate_limits = rate_limits
         self._options = RequestOptions()
@@ -391,16 +446,33 @@ class HMClient:
     def _vehicle_data(self) -> VehicleDataResource:
         return VehicleDataResource(self._requester)
 
+    @cached_property
+    def static_data(self) -> StaticDataResource:
+        """The Vehicle Static Data API: get (specs, original price) and valuation."""
+        return StaticDataResource(self._requester)
+
     async def eligibility(self, vin: str, brand: str) -> Eligibility:
         """Whether ``vin`` of ``brand`` can deliver data (Eligibility API)."""
-        vin = validate_vin(vin)
-        brand = normalize_brand(brand, allowed=ELIGIBILITY_BRANDS)
-        body = msgspec.json.encode({"vin": vin, "brand": brand})
-        requester = self._requester
-        resp = await requester.request("POST", requester.url("/v1/eligibility"),
-                                       endpoint="eligibility", body=body, idempotent=True,
-                                       brand=brand)
-        return decode(ELIGIBILITY_DECODER, resp.body, what="eligibility", path="/v1/eligibility")
+        return await check_eligibility(self._requester, vin, brand)
+
+    def eligibility_many(self, vehicles: Iterable[VehicleLike], *,
+                         concurrency: int = DEFAULT_CONCURRENCY
+                         ) -> AsyncGenerator[EligibilityResult, None]:
+        """Eligibility of many vehicles (``(vin, brand)`` tuples or :class:`Vehicle`
+        objects): one :class:`EligibilityResult` per distinct VIN, in completion order.
+
+        Each distinct VIN is checked exactly once, at most ``concurrency`` at a time; a
+        failed or invalid item is that VIN's result, never an exception. Breaking out of
+        the loop cancels the checks still running.
+        """
+        return eligibility_many(self.eligibility, vehicles, concurrency=concurrency)
+
+    @cached_property
+    def with_raw_response(self) -> RawResponses:
+        """The same calls, answering :class:`~hm_async.APIResponse` (status, headers, body,
+        request id, ``.parse()`` for the typed result): ``hm.with_raw_response.vehicle_data(
+        vin)``, ``.eligibility``, ``.clearance.get`` ..., ``.static_data.valuation``."""
+        return RawResponses(self._requester, self._shared.clearance_get_limiter)
 
     async def vehicle_data_raw(self, vin: str, brand: str | None = None) -> bytes:
         """The vehicle-data answer as the bytes HM sent, for storing payloads unchanged.
@@ -419,7 +491,7 @@ class HMClient:
 
     def poll(self, vehicles: Iterable[VehicleInput] | AsyncIterable[VehicleInput], *,
              concurrency: int = 64, progress: Progress | None = None,
-             keep_raw: bool = False,
+             keep_raw: bool = False, max_age: timedelta | float | None = None,
              shard: tuple[int, int] | None = None) -> AsyncGenerator[PollResult, None]:
         """Vehicle data for a whole fleet: one :class:`PollResult` per input item, in
         completion order.
@@ -431,20 +503,24 @@ class HMClient:
         ``concurrency`` requests run at once. ``progress`` receives live counts;
         ``keep_raw`` keeps each body as HM sent it in ``PollResult.raw``. Per-VIN failures
         are results, never exceptions; breaking out of the loop stops in-flight requests.
+        ``max_age`` (seconds or a timedelta) sets ``PollResult.stale`` on answers whose
+        newest property is older than that (data is still data: a marker, not an error).
         ``shard=(i, n)`` keeps only the VINs of shard ``i`` of ``n`` (a stable hash of the
         VIN), so N workers split one list without a coordinator.
         """
         return poll(self._fleet(), vehicles, concurrency=concurrency, progress=progress,
-                    keep_raw=keep_raw, shard=shard)
+                    keep_raw=keep_raw, max_age=max_age, shard=shard)
 
     def watch(self, vehicles: Iterable[VehicleInput], *, every: float,
               rounds: int | None = None, concurrency: int = 64,
-              include_errors: bool = False) -> AsyncGenerator[WatchResult, None]:
+              include_errors: bool = False, max_age: timedelta | float | None = None
+              ) -> AsyncGenerator[WatchResult, None]:
         """Poll ``vehicles`` every ``every`` seconds, yielding only what changed.
 
         A property counts as changed when its timestamp differs from the last round; the
         first round reports every VIN. ``rounds`` stops after that many rounds (None: run
-        until the caller stops); errors are yielded only with ``include_errors``.
+        until the caller stops); errors are yielded only with ``include_errors``;
+        ``max_age`` marks results whose newest property is older (``WatchResult.stale``).
         """
         return watch(self._fleet(), vehicles, every=every, rounds=rounds,
-                     concurrency=concurrency, include_errors=include_errors)
+                     concurrency=concurrency, include_errors=include_errors, max_age=max_age)

@@ -181,7 +181,15 @@ class ConflictError(APIError):
 
 
 class ValidationError(APIError):
-    """422: HM refused the input (invalid VIN or brand, data not available yet)."""
+    """422: HM refused the input (invalid VIN or brand, data not available yet).
+
+    ``fields`` maps each field HM named (an error's ``source``) to what is wrong with it,
+    e.g. ``{"odometer": "can't be blank"}`` from the static-data valuation.
+    """
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return {e.source: e.detail or e.title or "" for e in self.errors if e.source}
 
 
 class RateLimitedError(APIError):
@@ -294,7 +302,8 @@ def _text(value: object) -> str | None:
 
 def _details(items: list[Any]) -> tuple[ErrorDetail, ...]:
     return tuple(
-        ErrorDetail(title=_text(i.get("title")), detail=_text(i.get("detail")),
+        ErrorDetail(title=_text(i.get("title")),
+                    detail=_text(i.get("detail") or i.get("description")),
                     source=_text(i.get("source")))
         for i in items
         if isinstance(i, dict)
@@ -376,8 +385,10 @@ def error_from_response(
 
     reason = _REASONS.get(status, "HTTP error")
     where = f" on {method} {path}" if method and path else ""
+    # An error without a title names its field in ``source`` (the static-data 422:
+    # ``{"detail": "can't be blank", "source": "odometer"}``): the field leads then.
     summary = "; ".join(
-        f"{e.title + ': ' if e.title else ''}{e.detail or ''}".strip().rstrip(":") for e in errors
+        ": ".join(p for p in (e.title or e.source, e.detail) if p) for e in errors
     ) or ": ".join(p for p in (title, detail) if p)
     message = f"HTTP {status} {reason}{where}: {summary}"
     if request_id:

@@ -41,13 +41,15 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 import anyio
 import msgspec
 
+from ._age_stats import Stale, stale_marker
 from ._clearance import VehicleLike
-from ._errors import HMError, InvalidVehicleError, NotClearedError
+from ._errors import APIError, HMError, InvalidVehicleError, NotClearedError
 from ._limiter import RateLimiter
 from ._progress import BrandProgress, Progress
 from ._response import Response
@@ -86,18 +88,37 @@ MIN_LOOKAHEAD = 2000
 LOOKAHEAD_PER_WORKER = 16
 
 
+def _request_id(data: VehicleData | None, error: HMError | None) -> str | None:
+    if data is not None:
+        return data.request_id
+    return error.request_id if isinstance(error, APIError) else None
+
+
 class PollResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome for one VIN: ``data`` when it worked, else ``error`` (never both)."""
+    """The outcome for one VIN: ``data`` when it worked, else ``error`` (never both).
+
+    ``stale`` is set (``poll(..., max_age=)``) when the newest property of ``data`` is
+    older than ``max_age``: the data is still returned, the marker says how old it is.
+    """
 
     vin: str
     brand: str | None
     data: VehicleData | None = None
     error: HMError | None = None
     raw: bytes | None = None
+    stale: Stale | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def request_id(self) -> str | None:
+        """HM's request id of the answer (from the body, or from the error), if it gave one.
+
+        Read when asked, from what the result holds already: it costs a poll nothing.
+        """
+        return _request_id(self.data, self.error)
 
 
 class WatchResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +130,12 @@ class WatchResult(msgspec.Struct, frozen=True, kw_only=True):
     changed: tuple[str, ...]
     data: VehicleData | None = None
     error: HMError | None = None
+    stale: Stale | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """HM's request id of the answer (see :attr:`PollResult.request_id`)."""
+        return _request_id(self.data, self.error)
 
 
 class _ClearanceDirectory:
@@ -204,8 +231,10 @@ class _Scheduler:
 class _Poller:
     """The workers of one poll; see the module docstring."""
 
-    def __init__(self, fleet: Fleet, keep_raw: bool, progress: Progress) -> None:
+    def __init__(self, fleet: Fleet, keep_raw: bool, progress: Progress,
+                 max_age: timedelta | None = None) -> None:
         self._fetch = fleet.fetch
+        self._max_age = max_age
         self._limiter = fleet.limiter
         self._keep_raw = keep_raw
         self._progress = progress
@@ -226,8 +255,11 @@ class _Poller:
                         f" no vehicle-data request made", vin=vin, status=status)
                 brand = normalize_brand(clearance.brand) if clearance.brand else None
             body = (await self._fetch(vin, brand)).body
-            result = PollResult(vin=vin, brand=brand, data=decode(body),
-                                raw=body if self._keep_raw else None)
+            data = decode(body)
+            max_age = self._max_age
+            result = PollResult(vin=vin, brand=brand, data=data,
+                                raw=body if self._keep_raw else None,
+                                stale=None if max_age is None else stale_marker(data, max_age))
         except HMError as exc:
             result = PollResult(vin=vin, brand=brand, error=exc)
         except Exception as exc:  # a bug must not lose the VIN: report it on the result
@@ -358,6 +390,7 @@ async def poll(
     progress: Progress | None = None,
     keep_raw: bool = False,
     shard: tuple[int, int] | None = None,
+    max_age: timedelta | float | None = None,
 ) -> AsyncGenerator[PollResult, None]:
     """Yield one :class:`PollResult` per input item, in completion order.
 
@@ -368,10 +401,12 @@ async def poll(
     their brand from one clearance list call; a VIN without approved clearance yields a
     :class:`~hm_async.NotClearedError` result and costs no vehicle-data request. Per-VIN
     failures are results, never exceptions. Breaking out of the loop or cancelling the
-    consumer stops the in-flight requests.
+    consumer stops the in-flight requests. ``max_age`` (seconds or a timedelta) sets
+    :attr:`PollResult.stale` on answers whose newest property is older than that.
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError("concurrency must be an int >= 1")
+    limit = _max_age(max_age)
     if isinstance(vehicles, AsyncIterable):
         source: Iterator[Any] | AsyncIterator[Any] = vehicles.__aiter__()
     elif isinstance(vehicles, Iterable) and not isinstance(vehicles, (str, bytes)):
@@ -382,7 +417,7 @@ async def poll(
     if shard is not None:  # (the one hook of sharding; see _shard.py)
         source = (in_shard_async(source, validate_shard(shard))
                   if isinstance(source, AsyncIterator) else in_shard(source, shard))
-    poller = _Poller(fleet, keep_raw, progress if progress is not None else Progress())
+    poller = _Poller(fleet, keep_raw, progress if progress is not None else Progress(), limit)
     results = _Results(concurrency)
     runner = asyncio.get_running_loop().create_task(poller.run(source, concurrency, results))
     try:
@@ -393,6 +428,18 @@ async def poll(
         await asyncio.wait([runner])
         if not runner.cancelled() and runner.exception() is not None:
             raise runner.exception()  # type: ignore[misc]
+
+
+def _max_age(max_age: timedelta | float | None) -> timedelta | None:
+    """``max_age`` as a timedelta, checked before any request."""
+    if max_age is None:
+        return None
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float, timedelta)):
+        raise ValueError(f"max_age must be seconds or a timedelta, got {type(max_age).__name__}")
+    limit = max_age if isinstance(max_age, timedelta) else timedelta(seconds=max_age)
+    if limit < timedelta(0):
+        raise ValueError("max_age must be >= 0")
+    return limit
 
 
 def _timestamps(data: VehicleData) -> dict[str, Any]:
@@ -424,6 +471,7 @@ async def watch(
     rounds: int | None = None,
     concurrency: int = 64,
     include_errors: bool = False,
+    max_age: timedelta | float | None = None,
 ) -> AsyncGenerator[WatchResult, None]:
     """Poll ``vehicles`` every ``every`` seconds; yield only VINs whose data changed.
 
@@ -431,9 +479,12 @@ async def watch(
     data updates sporadically: most rounds most VINs say nothing new). The first round
     reports every VIN. ``rounds`` stops after that many rounds; errors are yielded only
     with ``include_errors``. Brands learned in the first round are reused afterwards.
+    ``max_age`` marks changed results whose newest property is still older than that
+    (:attr:`WatchResult.stale`).
     """
     if not every > 0:
         raise ValueError("every must be a positive number of seconds")
+    limit = _max_age(max_age)
     items: list[Any] = list(vehicles)
     seen: dict[str, dict[str, Any]] = {}
     brands: dict[str, str] = {}
@@ -441,7 +492,8 @@ async def watch(
     while rounds is None or round_no < rounds:
         started = time.monotonic()
         inputs = [(i, brands[i]) if isinstance(i, str) and i in brands else i for i in items]
-        async with contextlib.aclosing(poll(fleet, inputs, concurrency=concurrency)) as results:
+        async with contextlib.aclosing(poll(fleet, inputs, concurrency=concurrency,
+                                            max_age=limit)) as results:
             async for r in results:
                 if r.brand is not None:
                     brands[r.vin] = r.brand
@@ -456,7 +508,7 @@ async def watch(
                 seen[r.vin] = stamps
                 if changed:
                     yield WatchResult(vin=r.vin, brand=r.brand, round=round_no, changed=changed,
-                                      data=r.data)
+                                      data=r.data, stale=r.stale)
         round_no += 1
         if rounds is not None and round_no >= rounds:
             break

@@ -10,6 +10,8 @@ from multidict import CIMultiDictProxy
 
 __all__ = ["Response"]
 
+_BODY_KEY = b'"request_id"'
+
 
 class Response:
     """A fully read HTTP answer: status, headers and body bytes (both request paths)."""
@@ -20,3 +22,25 @@ class Response:
         self.status = status
         self.headers = headers
         self.body = body
+
+    @property
+    def request_id(self) -> str | None:
+        """HM's request id: the ``X-Request-Id`` header, else the body's ``request_id``.
+
+        Read on demand (a header lookup and a byte search), so answers nobody asks about
+        cost nothing.
+        """
+        header = self.headers.get("X-Request-Id")
+        if header:
+            return header
+        body = self.body
+        at = body.find(_BODY_KEY)
+        if at < 0:
+            return None
+        # "request_id" : "value" -- JSON allows spaces around the colon
+        colon = body.find(b":", at + len(_BODY_KEY), at + len(_BODY_KEY) + 8)
+        start = body.find(b'"', colon + 1, colon + 8) if colon > 0 else -1
+        if start < 0:
+            return None
+        end = body.find(b'"', start + 1, start + 200)
+        return body[start + 1:end].decode("utf-8", "replace") if end > 0 else None

@@ -75,7 +75,9 @@ from ._errors import (
     TransportError,
     error_from_response,
 )
+from ._events import AttemptEvent, EventHook, emit
 from ._metering import TRANSPORT_FAILURE, UsageMeter, outcome_of
+from ._response import Response
 from ._retry import backoff_delay as _backoff_delay
 from ._retry import parse_retry_after
 from ._token_store import MemoryTokenStore, TokenStore
@@ -189,9 +191,12 @@ class TokenProvider:
         max_attempts: int = DEFAULT_TOKEN_MAX_ATTEMPTS,
         rand: Callable[[], float] = random.random,
         store: TokenStore | None = None,
+        hooks: tuple[EventHook, ...] = (),
     ) -> None:
         """``lane`` is the client's aiohttp lane (or give ``session`` to post through one
-        of its own); ``meter`` counts each token request as endpoint "access_tokens"."""
+        of its own); ``meter`` counts each token request as endpoint "access_tokens";
+        ``hooks`` (the client's event hooks) see each token request as an
+        :class:`~hm_async.AttemptEvent` (endpoint "access_tokens", never the body)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if not request_timeout > 0:
@@ -212,6 +217,8 @@ class TokenProvider:
         self._retrying = False  # the last token request failed: the next one is a retry
         self._max_attempts = max_attempts
         self._rand = rand
+        self._hooks = hooks
+        self._attempt = 0  # token requests since the last one that brought a token
         self._token: AccessToken | None = None
         # The fast path compares against _soft_at only; -inf whenever there is no token.
         self._soft_at = _NEVER
@@ -408,21 +415,33 @@ class TokenProvider:
         sent_at = self._clock()
         self._requests += 1
         retry, self._retrying = self._retrying, True  # until this request brings a token
+        hooks = self._hooks
+        started = 0.0
+        if hooks:
+            self._attempt = self._attempt + 1 if retry else 1
+            started = time.perf_counter()
         try:
             resp = await self._lane.send("POST", self._target, body=body, headers=_HEADERS,
                                          timeout=self._timeout, max_body=MAX_TOKEN_BODY_BYTES,
                                          context="token request")
-        except TransportError:
+        except TransportError as exc:
             self._meter.count(ENDPOINT, None, TRANSPORT_FAILURE, retry=retry)
+            if hooks:
+                self._emit(hooks, started, None, exc)
             raise
         status, raw = resp.status, resp.body
         self._meter.count(ENDPOINT, None, outcome_of(status), retry=retry)
         if status != 200:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             self._last_retry_after = retry_after
-            raise error_from_response(
+            error = error_from_response(
                 status, raw, headers=resp.headers, method="POST", path=_PATH,
                 token_endpoint=True, retry_after=retry_after)
+            if hooks:
+                self._emit(hooks, started, resp, error)
+            raise error
+        if hooks:
+            self._emit(hooks, started, resp, None)
         try:
             answer = _decoder.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
@@ -438,6 +457,24 @@ class TokenProvider:
                      answer.expires_in)
         return AccessToken(answer.access_token, generation=self._generation, issued_at=sent_at,
                            expires_at=sent_at + answer.expires_in, scope=answer.scope)
+
+    def _emit(self, hooks: tuple[EventHook, ...], started: float, resp: Response | None,
+              failure: HMError | None) -> None:
+        """The event of one token request: never its body (the credentials) or answer."""
+        target = self._target
+        transient = failure is not None and _transient(failure)
+        reason: str | None = None
+        if transient and failure is not None:
+            reason = (str(resp.status) if resp is not None else
+                      failure.kind if isinstance(failure, TransportError) else None)
+        emit(hooks, AttemptEvent(
+            method="POST", path=_PATH, endpoint=ENDPOINT, brand=None, lane="aiohttp",
+            attempt=self._attempt, status=None if resp is None else resp.status,
+            error=failure.kind if isinstance(failure, TransportError) else None,
+            retry_reason=reason, latency=time.perf_counter() - started,
+            bytes=0 if resp is None else len(resp.body),
+            request_id=None if resp is None else resp.request_id,
+            host=target.host or "", port=target.port or 0, scheme=target.scheme))
 
     # -- lifecycle ----------------------------------------------------------------------
     async def aclose(self) -> None:

@@ -21,8 +21,10 @@ failures through :func:`~hm_async._network_errors.map_network_error` and answer 
   re-send is counted as a retry and charged to the retry budget. The server may have
   executed the first copy (it can read a request and then close), so only GETs go this way;
 * paces rate-limited brands through the :class:`~hm_async._limiter.RateLimiter` protocol;
-* counts every attempt in the :class:`~hm_async._metering.UsageMeter` and logs one debug
-  line per attempt (method, path, status, latency, request id; never headers).
+* counts every attempt in the :class:`~hm_async._metering.UsageMeter`, logs one debug
+  line per attempt (method, path, status, latency, request id; never headers) and, when
+  the client has event hooks, hands each attempt's :class:`~hm_async.AttemptEvent` to them
+  (:mod:`hm_async._events`; one truthiness test per attempt when there are none).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ._errors import (
     error_from_response,
     is_invalid_token,
 )
+from ._events import AttemptEvent, EventHook, emit, path_template
 from ._h1_pool import LeanHTTP
 from ._limiter import RateLimiter
 from ._metering import TRANSPORT_FAILURE, UsageMeter, outcome_of
@@ -96,6 +99,7 @@ class Transport:
         meter: UsageMeter,
         limiter: RateLimiter | None = None,
         lean: LeanHTTP | None = None,
+        hooks: tuple[EventHook, ...] = (),
     ) -> None:
         self.lane = lane
         self.lean = lean
@@ -105,6 +109,9 @@ class Transport:
         self.retry_budget = retry_budget
         self.meter = meter
         self.limiter = limiter
+        #: The client's event hooks (:mod:`hm_async._events`); empty: no event is built.
+        self.hooks = hooks
+        self._origin: tuple[str, int, str] | None = None  # (host, port, scheme) for events
         self._slots = Slots(max_connections)
         self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
             None, CIMultiDict(), CIMultiDict())
@@ -147,9 +154,11 @@ class Transport:
         rate_limit_retries_left = MAX_RATE_LIMIT_RETRIES if retries_left > 0 else 0
         limits = timeout or self.timeout
         limiter = self.limiter if rate_limited and brand is not None else None
+        hooks = self.hooks
         replayed_401 = resent_stale = False
         attempt = 0
         generation: int | None = None
+        started = 0.0
         self.retry_budget.record_request()
         while True:
             if limiter is not None:
@@ -160,6 +169,9 @@ class Transport:
                     generation = await limiter.acquire(brand)  # type: ignore[arg-type]
             is_retry = attempt > 0
             attempt += 1
+            if hooks:
+                started = time.perf_counter()
+            resp: Response | None = None
             try:
                 token, resp = await self._send(method, url, body, limits)
             except _TokenUnavailable as exc:
@@ -172,9 +184,15 @@ class Transport:
                     # max_retries; but it is one more request, so it spends the budget.
                     resent_stale = True
                     if self.retry_budget.try_spend():
+                        if hooks:
+                            self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                                       None, exc, "stale_connection")
                         logger.debug("resend method=%s path=%s reason=stale connection",
                                      method, url.path)
                         continue
+                    if hooks:
+                        self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                                   None, exc, None)
                     raise self._budget_spent(method, url, exc) from exc
                 retry_after = None
                 # A connection that was never established cannot have delivered the request.
@@ -185,12 +203,18 @@ class Transport:
                 if status == 200:
                     if limiter is not None:
                         limiter.on_success(brand)  # type: ignore[arg-type]
+                    if hooks:
+                        self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                                   resp, None, None)
                     return resp
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 error = error_from_response(status, resp.body, headers=resp.headers,
                                             method=method, path=url.path,
                                             retry_after=retry_after)
                 if status == 401 and is_invalid_token(error):
+                    if hooks:
+                        self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                                   resp, None, None if replayed_401 else "invalid_token")
                     if replayed_401:
                         raise error
                     # Only this request's token is dropped; concurrent 401s for the same
@@ -204,10 +228,18 @@ class Transport:
                 failure = error
                 retryable = should_retry(status, idempotent=idempotent)
             throttled = isinstance(failure, RateLimitedError)
+            stop: HMError | None = None
             if not retryable or (rate_limit_retries_left if throttled else retries_left) <= 0:
+                stop = failure
+            elif not throttled and not self.retry_budget.try_spend():
+                stop = self._budget_spent(method, url, failure)
+            if hooks:
+                self._emit(hooks, method, url, endpoint, brand, attempt, started, resp,
+                           failure, None if stop is not None else _retry_reason(resp, failure))
+            if stop is failure:
                 raise failure
-            if not throttled and not self.retry_budget.try_spend():
-                raise self._budget_spent(method, url, failure) from failure
+            if stop is not None:
+                raise stop from failure
             if throttled:
                 rate_limit_retries_left -= 1
             else:
@@ -220,6 +252,25 @@ class Transport:
                              method, url.path, attempt + 1, delay, type(failure).__name__)
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    def _emit(self, hooks: tuple[EventHook, ...], method: str, url: URL, endpoint: str,
+              brand: str | None, attempt: int, started: float, resp: Response | None,
+              failure: HMError | None, retry_reason: str | None) -> None:
+        """Build the attempt's event (only called when there are hooks) and hand it out."""
+        latency = time.perf_counter() - started
+        lean = self.lean is not None and method == "GET"
+        origin = self._origin
+        if origin is None:  # every URL is on the one API origin: read it once
+            origin = self._origin = (url.host or "", url.port or 0, url.scheme)
+        emit(hooks, AttemptEvent(
+            method=method, path=path_template(url.path), endpoint=endpoint, brand=brand,
+            lane="lean" if lean else "aiohttp", attempt=attempt,
+            status=None if resp is None else resp.status,
+            error=failure.kind if isinstance(failure, TransportError) else None,
+            retry_reason=retry_reason, latency=latency,
+            bytes=0 if resp is None else len(resp.body),
+            request_id=None if resp is None else resp.request_id,
+            host=origin[0], port=origin[1], scheme=origin[2]))
 
     @staticmethod
     def _budget_spent(method: str, url: URL, failure: HMError) -> RetryBudgetExhaustedError:
@@ -260,7 +311,7 @@ class Transport:
         if debug:
             logger.debug("request method=%s path=%s status=%d latency_ms=%.1f request_id=%s",
                          method, url.path, result.status,
-                         (time.perf_counter() - started) * 1000.0, _request_id(result))
+                         (time.perf_counter() - started) * 1000.0, result.request_id)
         if 300 <= result.status < 400:
             location = result.headers.get("Location", "")
             raise APIError(
@@ -271,16 +322,8 @@ class Transport:
         return token, result
 
 
-def _request_id(resp: Response) -> str | None:
-    """HM's request id, from a header or the body's ``request_id`` (debug logging only)."""
-    header = resp.headers.get("X-Request-Id")
-    if header:
-        return header
-    at = resp.body.find(b'"request_id":"')
-    if at < 0:
-        return None
-    start = at + len(b'"request_id":"')
-    end = resp.body.find(b'"', start, start + 100)
-    return resp.body[start:end].decode("ascii", "replace") if end > 0 else None
-
-
+def _retry_reason(resp: Response | None, failure: HMError) -> str:
+    """Why an attempt is sent again: its status, else its failure's kind (event hooks)."""
+    if resp is not None:
+        return str(resp.status)
+    return failure.kind if isinstance(failure, TransportError) else type(failure).__name__

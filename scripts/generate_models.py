@@ -406,6 +406,7 @@ def render_rest(model: Model) -> str:
         "",
         "import msgspec",
         "",
+        "from ._freshness import PropertyAge, VehicleDataFreshness",
         "from .units import Measurement",
         "",
         *emit_all(names),
@@ -440,7 +441,7 @@ def render_rest(model: Model) -> str:
                 Field("timestamp", "datetime | None", "None", "When the value was recorded"),
                 Field("failure", "Failure | None", "None", "Why the value is missing"),
             ],
-            base="_Model, Generic[T]",
+            base="_Model, PropertyAge, Generic[T]",
         )
     )
     for s in rest:
@@ -456,8 +457,10 @@ def render_rest(model: Model) -> str:
         Struct(
             "VehicleData",
             "The body of ``GET /v1/vehicle-data/autoapi-13/{vin}``: every capability the "
-            "vehicle reported (None for the others).",
+            "vehicle reported (None for the others). ``freshness()``, ``age()`` and "
+            "``property_age(\"diagnostics.odometer\")`` tell how old the data is.",
             top,
+            base="_Model, VehicleDataFreshness",
         )
     )
     return "\n".join(out) + "\n"
@@ -479,6 +482,7 @@ def render_streaming(model: Model) -> str:
     out = header(model, STREAMING_DOC)
     out += ["", "from datetime import datetime", ""] if needs_datetime else [""]
     out += ["import msgspec", ""]
+    out += ["from ._freshness import VehicleDataFreshness"]
     out += ["from .vehicle_data import ("]
     out += [f"{INDENT}{name}," for name in sorted(used, key=lambda n: (n.startswith("_"), n))]
     out += [")", ""]
@@ -502,6 +506,7 @@ def render_streaming(model: Model) -> str:
                 Field(cap, f"{cls} | None", "None", f"The ``{cap}`` capability, if present")
                 for cls, cap, _ in classes
             ],
+            base="_Model, VehicleDataFreshness",
         )
     )
     return "\n".join(out) + "\n"

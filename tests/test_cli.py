@@ -138,7 +138,8 @@ def test_jsonl_embeds_the_raw_body_on_one_line() -> None:
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2
     ok = json.loads(lines[0])
-    assert ok == {"vin": "WBAEMU00000000001", "brand": "bmw", "ok": True,
+    # issue 16 point 2: each line carries the request id (None here: no decoded data)
+    assert ok == {"vin": "WBAEMU00000000001", "brand": "bmw", "ok": True, "request_id": None,
                   "data": {"vin": "WBAEMU00000000001", "x": [1, 2]}}
     assert json.loads(lines[1])["error"] == {"type": "PermissionDeniedError", "status": 403,
                                              "message": "HTTP 403", "request_id": "r1"}

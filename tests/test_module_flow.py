@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "_version", "_errors", "_response", "_access_token", "_vehicles", "_slots"]),
     ("configuration, pure policy, credentials, decoding, models, seams", [
         "_config", "_retry", "_metering", "_decode", "_limiter", "_credentials", "_shard",
+        "_events",
         "models", "models.*"]),
     ("the network-error seam and HTTP/1.1 framing", [
         "_network_errors", "_h1_parser", "_h1_proxy"]),
@@ -34,13 +35,13 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("the policy loop: retries, budget, 401 replay, limiter, metering", [
         "_transport"]),
     ("resources: what a caller asks for, sent through a Requester", [
-        "_requester", "_vehicle_data", "_clearance", "_static_data", "_eligibility_many",
-        "_age_stats", "_progress", "_poll"]),
+        "_requester", "_vehicle_data", "_clearance", "_static_data", "_eligibility",
+        "_eligibility_many", "_age_stats", "_progress", "_poll", "_raw_response"]),
     ("the client", [
         "_client"]),
     ("the public package and what is built on it: CLI, emulator, webhooks, extras", [
         "", "__main__", "cli", "_cli_*", "webhooks", "emulator", "emulator.*",
-        "stream", "stream.*", "redis", "redis.*", "_redis*"]),
+        "stream", "stream.*", "redis", "redis.*", "_redis*", "otel"]),
 ]
 
 

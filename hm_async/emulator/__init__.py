@@ -67,11 +67,17 @@ Endpoints
     its own phase). 403 "No active consent for this vehicle" unless the VIN's clearance is
     approved; 429 ``Too Many Requests`` with ``Retry-After`` when the brand's rate limit is
     exceeded; per-VIN special cases (below).
+``GET /v1/vehicle-static-data/{vin}/data``, ``POST /v1/vehicle-static-data/{vin}/valuation``
+    Static data and a valuation (``{odometer, registration_date, country_code}``) in the
+    spec's shapes, derived from the VIN alone (make from its first three characters), the
+    same on every call; no clearance needed. A blank or malformed valuation input: 422
+    ``{"errors": [{detail: "can't be blank", source: "odometer"}, ...], "request_id"}``.
+    Route name ``"static_data"`` for faults and stats.
 
 Every protected endpoint answers 401 without a valid bearer token: detail ``"Missing or
 invalid authorization header"`` or ``"Invalid token"`` (expired, invalidated, forged).
-Vehicle-data errors are ``{"errors": [{title, detail}], "request_id"}``; clearance and
-eligibility errors are ``{"errors": [{title, source, detail}]}``.
+Vehicle-data and static-data errors are ``{"errors": [{title, detail}], "request_id"}``;
+clearance and eligibility errors are ``{"errors": [{title, source, detail}]}``.
 
 Configuration (:class:`EmulatorConfig`; change it live with ``emu.set_config(**changes)`` or
 by assigning ``emu.config.<field>``)
@@ -100,18 +106,18 @@ Emulator API
 ``emu.url``; ``emu.client_id``, ``emu.client_secret``, ``emu.private_key_pem``, ``emu.key_id``;
 ``emu.private_key_json()`` (the console's key file: ``private_key``, ``id``, ``inserted_at``);
 ``emu.client_credentials`` and ``emu.private_key_credentials`` (hm_async credential objects);
-``emu.vehicles`` (pre-approved :class:`hm_async.Vehicle` list; VINs like
-``WBAEMU00000000001``, stable across runs); ``emu.special_vins`` (kind -> VINs);
-``emu.set_vehicle_state(vin, kind)`` (``no_consent``, ``privacy_mode``, ``asleep``,
-``consent_removed``, ``not_available`` (422 Pending) or ``None``); ``emu.add_vehicle(vin,
-brand, status=, tags=)``; ``emu.clearance_status(vin)``; ``emu.vehicle_data_payload(vin)``;
-``emu.invalidate_tokens()``; ``emu.script_faults(route, [503, "drop", None, 429, ...])`` for
-``"token"``, ``"eligibility"``, ``"clearance"``, ``"vehicle_data"`` (scripted outcomes come
-before random ones; ``None``/``"ok"`` passes one request through); ``emu.clear_faults()``;
-``emu.stats`` — ``token_requests``, ``tokens_issued``, ``requests[(route, status)]`` (status
-0 = dropped), ``statuses[status]``, ``count(route=, status=)``, ``faults[kind]``,
-``connections`` (distinct client sockets), ``vehicle_data_times[brand]`` (monotonic arrival
-times) with ``max_in_window(brand, 1.0)``, ``in_flight``, ``max_in_flight``, ``reset()``.
+``emu.vehicles`` (pre-approved :class:`hm_async.Vehicle` list; VINs like ``WBAEMU00000000001``,
+stable across runs); ``emu.special_vins`` (kind -> VINs); ``emu.set_vehicle_state(vin, kind)``
+(``no_consent``, ``privacy_mode``, ``asleep``, ``consent_removed``, ``not_available`` (422
+Pending) or ``None``); ``emu.add_vehicle(vin, brand, status=, tags=)``;
+``emu.clearance_status(vin)``; ``emu.vehicle_data_payload(vin)``; ``emu.invalidate_tokens()``;
+``emu.script_faults(route, [503, "drop", None, 429, ...])`` for ``"token"``, ``"eligibility"``,
+``"clearance"``, ``"vehicle_data"``, ``"static_data"`` (scripted outcomes come before random
+ones; ``None``/``"ok"`` passes one request through); ``emu.clear_faults()``; ``emu.stats`` —
+``token_requests``, ``tokens_issued``, ``requests[(route, status)]`` (status 0 = dropped),
+``statuses[status]``, ``count(route=, status=)``, ``faults[kind]``, ``connections`` (distinct
+client sockets), ``vehicle_data_times[brand]`` (monotonic arrival times) with
+``max_in_window(brand, 1.0)``, ``in_flight``, ``max_in_flight``, ``reset()``.
 
 Order of checks on the vehicle-data endpoint: latency, bearer token (401), brand rate limit
 (429), injected fault, per-VIN special case, clearance (403), data. On the other endpoints:

@@ -16,7 +16,9 @@ __all__ = ["FAULT_KINDS", "ROUTES", "EmulatorConfig"]
 FAULT_KINDS: frozenset[str] = frozenset({"503", "504", "408", "500", "drop", "html502"})
 
 #: Route names used by ``fault_routes``, ``script_faults`` and the stats.
-ROUTES: frozenset[str] = frozenset({"token", "eligibility", "clearance", "vehicle_data"})
+ROUTES: frozenset[str] = frozenset(
+    {"token", "eligibility", "clearance", "vehicle_data", "static_data"}
+)
 
 #: Brands of the pre-approved fleet: a spread of real clearance brands (dashed spelling).
 DEFAULT_BRANDS: tuple[str, ...] = (

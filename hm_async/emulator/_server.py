@@ -27,6 +27,7 @@ from ._auth import SCOPE, AuthState, TokenError
 from ._config import EmulatorConfig
 from ._fleet import Fleet, FleetError
 from ._limits import FaultPlan, SlidingWindow, TokenBucket, retry_after_header
+from ._static_data import static_data_of, valuation_of
 from ._stats import DROPPED, Stats
 from ._vehicle_data import VehicleDataSource
 
@@ -53,6 +54,8 @@ _FAULTS: dict[str, tuple[int, str, str]] = {
     "500": (500, "Internal Server Error", "Please contact support"),
 }
 _PHRASES = frozenset(s.value for s in HTTPStatus)
+#: Routes whose errors have the vehicle-data shape ``{"errors": [{title, detail}], request_id}``.
+_DATA_SHAPED = frozenset({"vehicle_data", "static_data"})
 _HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -116,6 +119,10 @@ class EmulatorServer:
         r.add_delete("/v1/fleets/vehicles/{vin}",
                      self._wrap("clearance", self._clearance_delete, auth=True))
         r.add_get("/v1/vehicle-data/autoapi-13/{vin}", self._vehicle_data)
+        r.add_get("/v1/vehicle-static-data/{vin}/data",
+                  self._wrap("static_data", self._static_data, auth=True))
+        r.add_post("/v1/vehicle-static-data/{vin}/valuation",
+                   self._wrap("static_data", self._valuation, auth=True))
         return app
 
     # -- shared steps ------------------------------------------------------------------------
@@ -154,18 +161,18 @@ class EmulatorServer:
             known = (code, HTTPStatus(code).phrase if code in _PHRASES else "Error",
                      "Injected by the emulator")
         status, title, detail = known
-        if route == "vehicle_data":
+        if route in _DATA_SHAPED:
             return _data_error(status, title, detail)
         return _api_error(status, title, route, detail)
 
     def _unauthorized(self, route: str, detail: str) -> web.Response:
-        if route == "vehicle_data":
+        if route in _DATA_SHAPED:
             return _data_error(401, "Not Authorized", detail)
         return _api_error(401, "Not Authorized", "Authorization", detail)
 
     def _too_many(self, route: str, wait: float) -> web.Response:
         headers = {"Retry-After": retry_after_header(wait)}
-        if route == "vehicle_data":
+        if route in _DATA_SHAPED:
             return _data_error(429, "Too Many Requests", "Rate limit exceeded", headers)
         return _api_error(429, "Too many requests", f"fleet-manager-api:{uuid.uuid4()}",
                           f"retry after {headers['Retry-After']}s", headers)
@@ -293,6 +300,14 @@ class EmulatorServer:
         except FleetError as exc:
             return _json(exc.status, exc.body)
         return _json(200, result)
+
+    # -- /v1/vehicle-static-data/{vin}/... (answers in _static_data.py) ---------------------
+    async def _static_data(self, request: web.Request) -> web.StreamResponse:
+        return _json(200, static_data_of(request.match_info["vin"]))
+
+    async def _valuation(self, request: web.Request) -> web.StreamResponse:
+        status, body = valuation_of(request.match_info["vin"], await self._read_json(request))
+        return _json(status, {**body, "request_id": _request_id()} if status != 200 else body)
 
     # -- GET /v1/vehicle-data/autoapi-13/{vin} -----------------------------------------------
     def _rate_wait(self, brand: str, now: float) -> float:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import msgspec
 
+from ._freshness import VehicleDataFreshness
 from .vehicle_data import (
     AccelerationDuration,
     AccelerationType,
@@ -1481,7 +1482,7 @@ class StreamingWindscreen(_Model, frozen=True, kw_only=True):
     """Wipers status. Known values: ``WindscreenWipersStatus``."""
 
 
-class StreamingVehicleData(_Model, frozen=True, kw_only=True):
+class StreamingVehicleData(_Model, VehicleDataFreshness, frozen=True, kw_only=True):
     """A streaming / JSON-schema vehicle data message: the capabilities it carries (None for the
     others)."""
 

@@ -25,6 +25,7 @@ from typing import ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 
+from ._freshness import PropertyAge, VehicleDataFreshness
 from .units import Measurement
 
 __all__ = [
@@ -1252,7 +1253,7 @@ class Failure(_Model, frozen=True, kw_only=True):
     """Reason. Known values: ``FailureReason``."""
 
 
-class Property(_Model, Generic[T], frozen=True, kw_only=True):
+class Property(_Model, PropertyAge, Generic[T], frozen=True, kw_only=True):
     """One value of a property, as the carmaker last reported it. ``data`` is None when the
     vehicle could not deliver it; ``failure`` then says why."""
 
@@ -3297,9 +3298,10 @@ class Windscreen(_Model, frozen=True, kw_only=True):
     """Wipers status. Known values: ``WindscreenWipersStatus``."""
 
 
-class VehicleData(_Model, frozen=True, kw_only=True):
+class VehicleData(_Model, VehicleDataFreshness, frozen=True, kw_only=True):
     """The body of ``GET /v1/vehicle-data/autoapi-13/{vin}``: every capability the vehicle
-    reported (None for the others)."""
+    reported (None for the others). ``freshness()``, ``age()`` and
+    ``property_age("diagnostics.odometer")`` tell how old the data is."""
 
     request_id: str | None = None
     """The request tracking id. Provide request_id when facing issue."""
