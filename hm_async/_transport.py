@@ -162,6 +162,11 @@ class Transport:
         self.retry_budget.record_request()
         while True:
             if limiter is not None:
+                if self.tokens.current() is None:
+                    # A grant is a send time. Taken while the token is still on its way, it
+                    # would be spent late, together with every grant taken after it, and the
+                    # server would see more than the brand's rate in one second.
+                    await self.tokens.get()
                 # the generation lets the limiter ignore 429s of requests sent before its
                 # last slow-down, so a burst of them cuts the rate once, not once each
                 generation = limiter.try_acquire(brand)  # type: ignore[arg-type]

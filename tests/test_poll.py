@@ -119,6 +119,22 @@ async def test_configured_rate_is_met_without_429() -> None:
         assert emu.stats.max_in_window("bmw") <= rate + 1
 
 
+async def test_no_grant_is_spent_late_while_the_first_token_is_on_its_way() -> None:
+    # The token endpoint fails twice first (about 0.5 s of backoff). A limiter grant taken
+    # during that wait would be spent late, all together with the grants taken after it,
+    # and the server would see more than R in one second.
+    rate = 20.0
+    cfg = EmulatorConfig(vehicles=60, brands=("bmw",), rate_limits={"bmw": rate})
+    async with Emulator(cfg) as emu, HMClient(emu.client_credentials, base_url=emu.url,
+                                              rate_limits={"bmw": rate}) as hm:
+        emu.script_faults("token", [503, 503])
+        results = [r async for r in hm.poll(emu.vehicles, concurrency=32)]
+        assert all(r.ok for r in results)
+        assert emu.stats.token_requests == 3
+        assert emu.stats.count("vehicle_data", 429) == 0
+        assert emu.stats.max_in_window("bmw") <= rate + 1
+
+
 async def test_one_brands_429s_do_not_slow_the_others() -> None:
     # bmw is throttled by the server (429s) and adapts; its VINs are interleaved with ford's
     # and outnumber the workers, so without care every worker ends up queued behind bmw
