@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 import msgspec
@@ -36,6 +37,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from ._age_stats import age_stats
 from ._cli_errors import OutputError
 from ._cli_input import parse_vehicle_lines
 from ._client import HMClient
@@ -136,6 +138,8 @@ class PollOutcome:
     interrupted: bool = False
     #: brand -> (first, last) monotonic time a result of that brand arrived
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: age of each answer's newest property (None: the answer had no timestamp)
+    ages: list[timedelta | None] = field(default_factory=list)
 
     def achieved_rate(self, brand: str) -> float | None:
         """Results per second of ``brand`` between its first and last result."""
@@ -211,7 +215,9 @@ async def run_poll(hm: HMClient, items: Sequence[VehicleInput], writer: ResultWr
     progress = Progress(total=total)
     outcome = PollOutcome(progress=progress, elapsed=0.0, written=0)
     spans = outcome.spans
+    ages = outcome.ages
     started = time.monotonic()
+    polled_at = datetime.now(timezone.utc)
     bar = _bar(console) if show_progress else None
     task = bar.add_task(description, total=total, ok=0, failed=0, rate=0.0) if bar else None
     next_draw = next_flush = 0.0
@@ -224,6 +230,8 @@ async def run_poll(hm: HMClient, items: Sequence[VehicleInput], writer: ResultWr
     def take(r: PollResult) -> None:
         if writer is not None:
             writer.write(r)
+        if r.data is not None:  # HM hands on what the car last sent: how old is it?
+            ages.append(r.data.age(polled_at))
         now = time.monotonic()
         key = r.brand or "unknown"
         first = spans.get(key, (now, now))[0]
@@ -326,6 +334,9 @@ def _caption(outcome: PollOutcome, hm: HMClient, resume_hint: str | None) -> lis
     if outcome.resumed:
         first += f" · {outcome.resumed:,} VIN(s) already in the output, not polled again"
     lines = [first]
+    if outcome.ages:
+        ages = age_stats(outcome.ages).describe()
+        lines.append(f"data age (newest property per vehicle): {ages}")
     if outcome.interrupted:
         lines.append(f"[yellow]interrupted: {outcome.not_polled:,} VIN(s) not polled"
                      + (f"; {resume_hint}" if resume_hint and outcome.not_polled else "")

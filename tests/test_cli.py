@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -196,6 +197,12 @@ async def test_poll_file_to_jsonl_partial_failure_and_stdin() -> None:
         assert results[sample.vin]["ok"] and results[sample.vin]["data"]["vin"] == sample.vin
         assert "Poll summary" in first.err and "PermissionDenied" in first.err
         assert "HTTP calls" in first.err and "token request" in first.err
+        # the age of the data HM handed on, over the answers (issue 16.3)
+        answered = sum(r["ok"] for r in results.values())
+        summary = " ".join(first.err.split())
+        pattern = (rf"data age \(newest property per vehicle\): median \S+( \S+)? · p90 "
+                   rf"\S+( \S+)? · oldest \S+( \S+)? \({answered} vehicles\)")
+        assert re.search(pattern, summary), summary
 
         assert second.code == 0, second
         assert sorted(json.loads(x)["vin"] for x in second.out.splitlines()) == sorted(good)
