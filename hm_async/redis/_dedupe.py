@@ -25,9 +25,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from types import TracebackType
 
-from ._link import REDIS_ERRORS, OnRedisError, RedisLink
+from ._link import REDIS_ERRORS, OnRedisError, RedisLink, SharesRedis
 
 __all__ = ["RedisDedupeWindow"]
 
@@ -49,7 +48,7 @@ return 0
 MAX_ID_IN_KEY = 128
 
 
-class RedisDedupeWindow:
+class RedisDedupeWindow(SharesRedis):
     """Shared dedupe window; see the module docstring."""
 
     def __init__(self, url: str, *, seen_ttl: float = 24 * 3600.0,
@@ -65,13 +64,6 @@ class RedisDedupeWindow:
         self._done = self._link.client.register_script(_DONE)
         self._release = self._link.client.register_script(_RELEASE)
         self._local: dict[str, float] = {}  # degraded: message id -> monotonic expiry
-
-    @property
-    def degraded(self) -> bool:
-        return self._link.degraded
-
-    async def connect(self) -> None:
-        await self._link.connect()
 
     def _key(self, message_id: str) -> str:
         if len(message_id) > MAX_ID_IN_KEY:
@@ -121,16 +113,7 @@ class RedisDedupeWindow:
         self._local[message_id] = now + ttl
         return True
 
-    async def aclose(self) -> None:
-        await self._link.aclose()
 
-    async def __aenter__(self) -> RedisDedupeWindow:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (f"RedisDedupeWindow(url={self._link.url!r}, seen_ttl={self._seen_ttl}, "

@@ -36,7 +36,6 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from types import TracebackType
 
 from .._errors import SharedStateError
 from .._ratelimit import (
@@ -51,7 +50,7 @@ from .._ratelimit import (
 )
 from .._retry import MAX_RETRY_AFTER
 from ._limiter_scripts import CUT, LEASE
-from ._link import REDIS_ERRORS, OnRedisError, RedisLink
+from ._link import REDIS_ERRORS, OnRedisError, RedisLink, SharesRedis
 
 __all__ = ["RedisLimiter"]
 
@@ -150,7 +149,7 @@ class _Brand:
         return self.generation
 
 
-class RedisLimiter:
+class RedisLimiter(SharesRedis):
     """Per-brand rate limits shared through Redis; see the module docstring.
 
     ``rate_limits`` is a :class:`~hm_async.RateLimits` or a ``{brand: requests per
@@ -196,14 +195,6 @@ class RedisLimiter:
         self.late_grants = 0  # grants whose waiter resumed after their lease had ended
 
     # -- state ----------------------------------------------------------------------------
-    @property
-    def degraded(self) -> bool:
-        return self._link.degraded
-
-    async def connect(self) -> None:
-        """Check that Redis answers (raises SharedStateError naming the URL otherwise)."""
-        await self._link.connect()
-
     def _brand(self, brand: str) -> _Brand:
         b = self._brands.get(brand)
         if b is None:
@@ -423,15 +414,8 @@ class RedisLimiter:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        await self._link.aclose()
+        await super().aclose()
 
-    async def __aenter__(self) -> RedisLimiter:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (f"RedisLimiter(url={self._link.url!r}, limits={self.limits!r}, "

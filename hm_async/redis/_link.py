@@ -17,7 +17,8 @@ by redis-py: a Redis that is gone costs an affected call about that much, never 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from types import TracebackType
+from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -27,7 +28,7 @@ from yarl import URL
 
 from .._errors import SharedStateError
 
-__all__ = ["REDIS_ERRORS", "OnRedisError", "RedisLink", "redact_url"]
+__all__ = ["REDIS_ERRORS", "OnRedisError", "RedisLink", "SharesRedis", "redact_url"]
 
 logger = logging.getLogger("hm_async")
 
@@ -123,3 +124,34 @@ def _safe(exc: BaseException, password: str | None) -> str:
     """The exception text; redis-py does not put the password in it, but be sure."""
     text = str(exc)
     return text.replace(password, "***") if password else text
+
+
+_Self = TypeVar("_Self", bound="SharesRedis")
+
+
+class SharesRedis:
+    """The lifecycle every shared-state class (token store, limiter, dedupe window) has in
+    common: a :class:`RedisLink` in ``_link``, ``connect()`` at start, ``degraded`` once
+    Redis was lost, ``aclose()``, and ``async with``."""
+
+    _link: RedisLink
+
+    @property
+    def degraded(self) -> bool:
+        """True once Redis was lost and this process went on with in-process state."""
+        return self._link.degraded
+
+    async def connect(self) -> None:
+        """Check that Redis answers (raises SharedStateError naming the URL otherwise)."""
+        await self._link.connect()
+
+    async def aclose(self) -> None:
+        await self._link.aclose()
+
+    async def __aenter__(self: _Self) -> _Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()

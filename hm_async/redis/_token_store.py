@@ -28,11 +28,10 @@ import hashlib
 import random
 import secrets
 from collections.abc import Callable
-from types import TracebackType
 
 from .._token_store import TokenFetch
 from .._tokens import AccessToken
-from ._link import REDIS_ERRORS, OnRedisError, RedisLink
+from ._link import REDIS_ERRORS, OnRedisError, RedisLink, SharesRedis
 
 __all__ = ["RedisTokenStore"]
 
@@ -76,7 +75,7 @@ MAX_GUARD = 1.0
 DEFAULT_LOCK_TTL = 1.0
 
 
-class RedisTokenStore:
+class RedisTokenStore(SharesRedis):
     """A :class:`~hm_async._token_store.TokenStore` in Redis, shared by worker processes.
 
     ``url`` is a ``redis://`` or ``rediss://`` URL (use ``rediss://`` and an ACL user limited
@@ -101,14 +100,6 @@ class RedisTokenStore:
         self._renew = client.register_script(_RENEW)
         self.fetches = 0  # token requests this process made through the store
         self.adopted = 0  # tokens this process took from another one
-
-    @property
-    def degraded(self) -> bool:
-        return self._link.degraded
-
-    async def connect(self) -> None:
-        """Check that Redis answers (raises SharedStateError naming the URL otherwise)."""
-        await self._link.connect()
 
     def _keys(self, namespace: str) -> list[str]:
         digest = hashlib.blake2b(namespace.encode(), digest_size=12).hexdigest()
@@ -183,16 +174,7 @@ class RedisTokenStore:
         except REDIS_ERRORS:
             return  # Redis trouble shows up in the publish; the lock expires by itself
 
-    async def aclose(self) -> None:
-        await self._link.aclose()
 
-    async def __aenter__(self) -> RedisTokenStore:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (f"RedisTokenStore(url={self._link.url!r}, key_prefix={self._prefix!r}, "
