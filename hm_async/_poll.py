@@ -207,16 +207,32 @@ class _Scheduler:
         return None
 
     def unpark(self, *, force: bool = False) -> VehicleItem | None:
-        """A parked item whose brand has room; with ``force``, any parked item if none has."""
+        """A parked item whose brand has room; with ``force``, any parked item if none has.
+
+        One pass over the parked brands (every worker calls this for every item, so it
+        is written out rather than built from ``_has_room``): the first brand with room
+        wins; failing that, with ``force``, the least busy brand (an idle worker is worse
+        than a queued one).
+        """
         if not self._parked_count:
             return None
-        chosen = next((b for b in self._parked if self._has_room(b)), None)
-        if chosen is None:
+        running = self._running
+        share = self._share
+        limiter = self._limiter
+        saturated = self.SATURATED_WAITERS
+        chosen: str | None = None
+        least = share + 1 << 30
+        for brand in self._parked:
+            busy = running.get(brand, 0)
+            if busy < share and (limiter is None or limiter.waiting(brand) < saturated):
+                chosen = brand
+                break
+            if force and busy < least:
+                chosen, least = brand, busy
+        else:
             if not force:
                 return None
-            # an idle worker is worse than a queued one: join the least busy brand
-            running = self._running
-            chosen = min(self._parked, key=lambda b: running.get(b, 0))
+        assert chosen is not None
         items = self._parked[chosen]
         item = items.popleft()
         if not items:
@@ -239,6 +255,7 @@ class _Poller:
         self._keep_raw = keep_raw
         self._progress = progress
         self._directory = _ClearanceDirectory(fleet.clearances)
+        self._source_error: Exception | None = None
 
     async def one(self, item: VehicleItem) -> PollResult:
         """The result for one input item, whatever happens."""
@@ -271,36 +288,27 @@ class _Poller:
 
     async def run(self, source: Iterator[Any] | AsyncIterator[Any], concurrency: int,
                   results: _Results) -> None:
-        # async generators cannot be advanced by several tasks at once: for an async source
-        # one feeder reads ahead into a small bounded stream that the workers share
-        work_send, work_receive = anyio.create_memory_object_stream[Any](concurrency)
         self._scheduler = _Scheduler(self._limiter, concurrency,
                                      max(MIN_LOOKAHEAD, LOOKAHEAD_PER_WORKER * concurrency))
-
-        async def feed() -> None:
-            async with work_send:
-                async for item in source:  # type: ignore[union-attr]
-                    await work_send.send(item)
-
-        async def next_async() -> Any:
-            try:
-                return await work_receive.receive()
-            except anyio.EndOfStream:
-                return _END
-
         try:
             async with anyio.create_task_group() as tg:
                 if isinstance(source, AsyncIterator):
-                    tg.start_soon(feed)
+                    shared = _SharedAsyncSource(source)
                     for _ in range(concurrency):
-                        tg.start_soon(self._work_async, next_async, results)
+                        tg.start_soon(self._work_async, shared, results)
                 else:
                     for _ in range(concurrency):
                         tg.start_soon(self._work_sync, source, results)
         finally:
-            work_send.close()
-            work_receive.close()
             results.close()
+        if self._source_error is not None:
+            # every item read before the input failed has its result; now the failure
+            raise self._source_error
+
+    def _source_failed(self, exc: Exception) -> None:
+        """The caller's input iterator raised: no more items; raised after the workers."""
+        if self._source_error is None:
+            self._source_error = exc
 
     def _next_sync(self, source: Iterator[Any]) -> VehicleItem | None:
         # next() runs to completion without yielding to the loop, so workers can share it.
@@ -308,19 +316,27 @@ class _Poller:
         picked = scheduler.unpark()
         if picked is not None:
             return picked
-        for item in source:
-            if (picked := scheduler.admit(item)) is not None:
-                return picked
+        try:
+            for item in source:
+                if (picked := scheduler.admit(item)) is not None:
+                    return picked
+        except Exception as exc:  # the caller's iterator failed
+            self._source_failed(exc)
         return scheduler.unpark(force=True)
 
-    async def _next_async(self, receive: Callable[[], Any]) -> VehicleItem | None:
+    async def _next_async(self, source: _SharedAsyncSource) -> VehicleItem | None:
         scheduler = self._scheduler
         picked = scheduler.unpark()
         if picked is not None:
             return picked
-        while (item := await receive()) is not _END:
-            if (picked := scheduler.admit(item)) is not None:
-                return picked
+        async with source.lock:  # one reader at a time; the others wait for their turn
+            try:
+                while (item := await source.next()) is not _END:
+                    if (picked := scheduler.admit(item)) is not None:
+                        return picked
+            except Exception as exc:  # the caller's iterator failed
+                source.done = True
+                self._source_failed(exc)
         return scheduler.unpark(force=True)
 
     async def _run_one(self, item: VehicleItem, results: _Results) -> None:
@@ -334,9 +350,37 @@ class _Poller:
         while (picked := self._next_sync(source)) is not None:
             await self._run_one(picked, results)
 
-    async def _work_async(self, receive: Callable[[], Any], results: _Results) -> None:
-        while (picked := await self._next_async(receive)) is not None:
+    async def _work_async(self, source: _SharedAsyncSource, results: _Results) -> None:
+        while (picked := await self._next_async(source)) is not None:
             await self._run_one(picked, results)
+
+
+class _SharedAsyncSource:
+    """An async input iterator that every worker reads, one at a time, under a lock.
+
+    An async generator cannot be advanced by two tasks at once. A feeder task with a
+    memory stream (the earlier design) cost a task switch and two anyio checkpoints per
+    item -- for an async source that never waits, more CPU than the request itself. An
+    uncontended ``asyncio.Lock`` and ``anext`` of a ready generator never yield to the
+    loop, so a worker reads its next item in place. Nothing is read ahead.
+    """
+
+    __slots__ = ("_source", "done", "lock")
+
+    def __init__(self, source: AsyncIterator[Any]) -> None:
+        self._source = source
+        self.done = False
+        self.lock = asyncio.Lock()
+
+    async def next(self) -> Any:
+        """The next item, or ``_END`` once the source is exhausted (call under ``lock``)."""
+        if self.done:
+            return _END
+        try:
+            return await anext(self._source)
+        except StopAsyncIteration:
+            self.done = True
+            return _END
 
 
 class _Results:

@@ -22,15 +22,20 @@ Every mode honours a 429's ``Retry-After`` by pausing that brand only (``DEFAULT
 the server gave none); a fixed limit is the operator's word and is not lowered.
 
 Waiting is first come, first served, with one pacing timer per brand: waiters queue in a
-FIFO of futures; only the head of the queue is ever woken, by the brand's one timer (armed
-for the moment the pacing rules allow the next grant) or at once by the grant before it
-when the bucket still has room. The woken head reads the clock, checks the rules again (a
-429 may have paused the brand meanwhile) and takes its grant itself, so the grant time is
-the last clock reading before ``acquire`` returns. A newcomer is granted at once only when
-nobody waits. Per grant that is one future and at most one timer, instead of the lock,
-aiolimiter's future and timer and a sleep per request of the previous design; fixed-rate
-timers are also aligned on a ``PACING_TICK`` grid, so the brands of a fleet poll wake the
-event loop together instead of each on its own (measured in ``benchmarks/fanout.py``).
+FIFO of futures. Grants are handed out in batches: whenever the rules allow (the brand's
+one timer fires, armed for the moment of the next grant, or a waiter arrives at an empty
+queue), one pass reads the clock, checks the rules (a 429 may have paused the brand
+meanwhile) and grants the head waiters as many requests as the rules allow at that
+reading, each future carrying its generation. All of them resume together in the event
+loop's next iteration (no sleep in between; ``WINDOW_GUARD`` covers that lag, as it covers
+the time to the send), so a tick's requests go out in one burst and their answers come
+back in one or two wake-ups, instead of a wake-up per grant. A newcomer is granted at
+once only when nobody waits. Per grant that is one future and at most one timer per
+brand, instead of the lock, aiolimiter's future and timer and a sleep per request of the
+first design; fixed-rate timers are also aligned on a ``PACING_TICK`` grid, so the brands
+of a fleet poll wake the event loop together instead of each on its own (measured in
+``benchmarks/fanout.py``, whose control row shows what spreading a poll's work in time
+costs by itself).
 
 Constants and why:
 
@@ -158,7 +163,7 @@ class _Brand:
         self.slow_start = True
         self.recover_to = 0.0
         self.ai_step = 0.0
-        self.queue: deque[asyncio.Future[None]] = deque()
+        self.queue: deque[asyncio.Future[int]] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.waiting = 0
         self.paused_until = -math.inf
@@ -295,80 +300,68 @@ class RateLimiterRegistry:
         return await self._acquire_slow(b)
 
     async def _acquire_slow(self, b: _Brand) -> int:
-        """Queue for a grant; woken only at the head of the queue (see the module docstring)."""
+        """Queue for a grant; granted by :meth:`_grant_ready` (see the module docstring)."""
         loop = asyncio.get_running_loop()
         queue = b.queue
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[int] = loop.create_future()
         queue.append(waiter)
         b.waiting += 1
         try:
             if len(queue) == 1:
-                self._schedule(b, loop)
-            while True:
-                await waiter
-                # the head, woken: the rules are checked again, the grant taken here
-                now = self._clock()
-                if now >= b.next_grant_at():
-                    del queue[0]  # (this waiter)
-                    generation = b.take(now)
-                    if queue:
-                        self._schedule(b, loop)
-                    return generation
-                waiter = loop.create_future()  # paused meanwhile: wait on, still first
-                queue[0] = waiter
-                self._schedule(b, loop)
+                self._grant_ready(b, loop)
+            return await waiter
         except BaseException:
-            self._leave(b, waiter, loop)
+            self._leave(b, waiter)
             raise
         finally:
             b.waiting -= 1
 
-    def _schedule(self, b: _Brand, loop: asyncio.AbstractEventLoop) -> None:
-        """Wake the head of ``b``'s queue when the rules allow its grant: now, or by the
-        brand's one timer (re-armed only to fire earlier)."""
-        delay = b.next_grant_at() - self._clock()
-        if delay <= 0:
-            if b.timer is not None:
-                b.timer.cancel()
-                b.timer = None
-            head = b.queue[0]
-            if not head.done():
-                head.set_result(None)
-            return
-        when = loop.time() + delay
-        if b.mode == _FIXED:  # on the tick grid, with the other brands' timers
-            when = math.ceil(when / PACING_TICK) * PACING_TICK
-        timer = b.timer
-        if timer is not None:
-            if timer.when() <= when:
+    def _grant_ready(self, b: _Brand, loop: asyncio.AbstractEventLoop) -> None:
+        """Grant the waiters at the head of ``b``'s queue as many requests as the rules
+        allow now, all in this one pass, and arm the brand's one timer for the next grant.
+
+        The waiters granted here resume together in the event loop's next iteration, so a
+        tick's grants of every brand go out in one burst and their answers are read in one
+        or two wake-ups, instead of one wake-up per grant.
+        """
+        queue = b.queue
+        now = self._clock()
+        while queue:
+            at = b.next_grant_at()
+            if now < at:
+                when = loop.time() + (at - now)
+                if b.mode == _FIXED:  # on the tick grid, with the other brands' timers
+                    when = math.ceil(when / PACING_TICK) * PACING_TICK
+                timer = b.timer
+                if timer is not None:
+                    if timer.when() <= when:
+                        return
+                    timer.cancel()
+                b.timer = loop.call_at(when, self._wake, b, loop)
                 return
-            timer.cancel()
-        b.timer = loop.call_at(when, self._wake, b)
+            waiter = queue.popleft()
+            if not waiter.done():  # (a cancelled waiter leaves by itself)
+                waiter.set_result(b.take(now))
+        if b.timer is not None:
+            b.timer.cancel()
+            b.timer = None
+
+    def _wake(self, b: _Brand, loop: asyncio.AbstractEventLoop) -> None:
+        b.timer = None
+        self._grant_ready(b, loop)
 
     @staticmethod
-    def _wake(b: _Brand) -> None:
-        b.timer = None
-        if b.queue:
-            head = b.queue[0]
-            if not head.done():
-                head.set_result(None)
-
-    def _leave(self, b: _Brand, waiter: asyncio.Future[None],
-               loop: asyncio.AbstractEventLoop) -> None:
-        """A waiter gives up (cancelled): out of the queue, and the next one takes the head
-        (a wake-up meant for it, or its timer, passes on)."""
+    def _leave(b: _Brand, waiter: asyncio.Future[int]) -> None:
+        """A waiter gives up (cancelled) before its grant: out of the queue. A grant it was
+        already given is spent (the rate bound holds; only throughput is lost)."""
         queue = b.queue
-        was_head = bool(queue) and queue[0] is waiter
         try:
             queue.remove(waiter)
         except ValueError:  # already granted and removed
             return
-        if not queue:
-            if b.timer is not None:
-                b.timer.cancel()
-                b.timer = None
-        elif was_head and b.timer is None:
-            self._schedule(b, loop)
+        if not queue and b.timer is not None:
+            b.timer.cancel()
+            b.timer = None
 
     def on_success(self, brand: str) -> None:
         """Count an accepted request; adaptive brands speed up a little (hot path)."""

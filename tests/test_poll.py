@@ -101,6 +101,64 @@ async def test_inputs_are_consumed_lazily() -> None:
         assert len([r async for r in hm.poll(async_vehicles(), concurrency=4)]) == 30
 
 
+async def test_async_source_is_shared_by_the_workers_lazily_and_its_error_surfaces() -> None:
+    """An async source is read by the workers in turn (no feeder task): every item once,
+    nothing read far ahead of the consumer, a slow source still fills every worker, and
+    an exception raised by the source reaches the caller instead of being swallowed."""
+    async with Emulator(EmulatorConfig(vehicles=20, latency=0.05)) as emu, HMClient(
+        emu.client_credentials, base_url=emu.url
+    ) as hm:
+        pulled = 0
+
+        async def endless() -> AsyncIterator[tuple[str, str]]:
+            nonlocal pulled
+            for i in range(1_000_000):
+                pulled += 1
+                v = emu.vehicles[i % 20]
+                yield v.vin, v.brand
+
+        got = 0
+        async for _ in hm.poll(endless(), concurrency=8):
+            got += 1
+            if got == 40:
+                break
+        assert 40 <= pulled <= 40 + 8 + 8 + 1  # consumed + in flight + buffered results
+
+        async def slow() -> AsyncIterator[hm_async.Vehicle]:
+            for v in emu.vehicles:
+                await asyncio.sleep(0.01)  # the source itself waits (a database, a queue)
+                yield v
+
+        started = time.monotonic()
+        results = [r async for r in hm.poll(slow(), concurrency=20)]
+        assert sorted(r.vin for r in results) == sorted(v.vin for v in emu.vehicles)
+        # 20 items 10 ms apart, requests of 50 ms in parallel: far below 20 x 60 ms serial
+        assert time.monotonic() - started < 0.8
+
+        async def broken() -> AsyncIterator[hm_async.Vehicle]:
+            for v in emu.vehicles[:5]:
+                yield v
+            raise RuntimeError("input database went away")
+
+        before_failure = []
+        with pytest.raises(RuntimeError, match="input database went away"):
+            async for r in hm.poll(broken(), concurrency=4):
+                before_failure.append(r.vin)
+        # the items read before the failure are not lost; then the source's own exception
+        assert sorted(before_failure) == sorted(v.vin for v in emu.vehicles[:5])
+
+        def broken_sync() -> Iterator[hm_async.Vehicle]:
+            yield from emu.vehicles[:3]
+            raise LookupError("csv line 4 unreadable")
+
+        before_failure.clear()
+        with pytest.raises(LookupError, match="csv line 4"):
+            async for r in hm.poll(broken_sync(), concurrency=4):
+                before_failure.append(r.vin)
+        assert sorted(before_failure) == sorted(v.vin for v in emu.vehicles[:3])
+        assert acquired_connections(hm.transport) == 0
+
+
 async def test_configured_rate_is_met_without_429() -> None:
     rate = 20.0
     # the server allows R per second (a bucket of R tokens), so a client that let 2R through

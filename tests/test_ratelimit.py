@@ -453,3 +453,40 @@ async def test_a_paced_grant_costs_one_future_and_at_most_one_timer() -> None:
     # the sleep above costs one future and one timer of its own
     assert counts["futures"] - 1 <= 1.1 * grants, (counts, grants)
     assert counts["timers"] - 1 <= 1.1 * grants, (counts, grants)
+
+
+async def test_the_grants_of_one_tick_resume_together_in_one_loop_iteration() -> None:
+    # Issue 12 point 6, the other half of "fewer wake-ups per grant": when a brand's timer
+    # fires and its bucket allows several grants, all of them are handed out in that one
+    # pass and their waiters resume in the same event-loop iteration (so their requests go
+    # out in one burst). Before, each granted head woke the next one: one loop iteration
+    # per grant. Iterations are counted by a callback that re-arms itself every iteration.
+    loop = asyncio.get_running_loop()
+    iteration = 0
+
+    def tick() -> None:
+        nonlocal iteration
+        iteration += 1
+        loop.call_soon(tick)
+
+    reg = RateLimiterRegistry(RateLimits({"bmw": 400.0, "ford": 400.0}))
+    for brand in ("bmw", "ford"):  # drain the start-up slack, so every grant is paced
+        while reg.try_acquire(brand) is not None:
+            pass
+    resumed: list[tuple[int, str]] = []
+
+    async def waiter(brand: str) -> None:
+        await reg.acquire(brand)
+        resumed.append((iteration, brand))
+
+    loop.call_soon(tick)
+    tasks = [asyncio.create_task(waiter(b)) for _ in range(20) for b in ("bmw", "ford")]
+    await asyncio.gather(*tasks)
+    # (the first iteration also grants what accrued while the tasks were being created)
+    by_iteration = Counter(i for i, _ in resumed if i != resumed[0][0])
+    # 400/s with a 5 ms tick: two grants per brand per tick, both brands on one grid, so
+    # four waiters resume per iteration (the old design: two, each brand's head alone)
+    assert max(by_iteration.values()) >= 4, by_iteration
+    assert len(by_iteration) <= 0.4 * sum(by_iteration.values()), by_iteration
+    # first come, first served within a brand still holds
+    assert [b for _, b in resumed].count("bmw") == 20
