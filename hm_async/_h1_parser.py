@@ -269,11 +269,17 @@ class ResponseParser:
                         raise self._fail(f"unsupported Transfer-Encoding {value[:40]!r}")
                     chunked = True
                 elif kind == _CONNECTION:
-                    tokens = {t.strip() for t in value.lower().split(b",")}
-                    if b"close" in tokens:
-                        close = True
-                    elif b"keep-alive" in tokens:
+                    token = value.lower()
+                    if token == b"keep-alive":  # what nearly every server sends
                         keep_alive_token = True
+                    elif token == b"close":
+                        close = True
+                    else:
+                        tokens = {t.strip() for t in token.split(b",")}
+                        if b"close" in tokens:
+                            close = True
+                        elif b"keep-alive" in tokens:
+                            keep_alive_token = True
                 elif kind == _CONTENT_ENCODING:
                     coding = value.lower().decode("latin-1")
                     if coding != "identity":

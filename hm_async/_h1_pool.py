@@ -60,8 +60,8 @@ class _ClosedBeforeAnswer(Exception):
 class _Connection(asyncio.Protocol):
     """One socket; at most one request in flight at a time."""
 
-    __slots__ = ("idle_since", "last_read", "lost", "parser", "pool", "target", "transport",
-                 "waiter")
+    __slots__ = ("deadline", "idle_since", "last_read", "lost", "parser", "pool", "read_limit",
+                 "target", "total", "transport", "waiter")
 
     def __init__(self, pool: LeanHTTP) -> None:
         self.pool = pool
@@ -72,6 +72,10 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.last_read = 0.0
         self.target = ""
+        # the time limits of the request in flight (see LeanHTTP._sweep_timers)
+        self.deadline: float | None = None
+        self.total: float | None = None
+        self.read_limit: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -92,6 +96,28 @@ class _Connection(asyncio.Protocol):
             return
         if response is not None:
             waiter.set_result(response)
+
+    def check_at(self) -> float:
+        """When the limits of the request in flight next need a look (inf: none set)."""
+        at = math.inf if self.deadline is None else self.deadline
+        if self.read_limit is not None:
+            silence_ends = self.last_read + self.read_limit
+            if silence_ends < at:
+                at = silence_ends
+        return at
+
+    def expired(self, now: float) -> bool:
+        """Fail the request in flight if one of its limits has passed (True: done with)."""
+        waiter = self.waiter
+        assert waiter is not None
+        if self.deadline is not None and now >= self.deadline:
+            kind, seconds = "total", self.total
+        elif self.read_limit is not None and now >= self.last_read + self.read_limit:
+            kind, seconds = "read", self.read_limit
+        else:
+            return False
+        waiter.set_exception(HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
+        return True
 
     def _between_answers(self, data: bytes) -> None:
         """Bytes while no request waits: empty lines are ignored (RFC 9112 2.2: a server may
@@ -150,8 +176,7 @@ class LeanHTTP:
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
         self._closed = False
-        self._timed: set[_Timer] = set()  # requests in flight with time limits
-        self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks them
+        self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks limits
         self._sweep_at = math.inf
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
         default_port = 443 if ssl is not None else 80
@@ -189,28 +214,57 @@ class LeanHTTP:
         request = b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n" + header_block
         deadline = None if total is None else loop.time() + total
         conn = self._checkout()
+        reused = conn is not None
+        if conn is None:
+            try:
+                conn = await self._connect(target, deadline, connect, total)
+            except _ClosedBeforeAnswer:
+                raise _closed_new_connection(target) from None
+        # The exchange is written out here, not in a helper coroutine: this is the hot path
+        # of a fleet poll, and every coroutine level costs each GET a frame and a resume.
+        waiter: asyncio.Future[ParsedResponse] = loop.create_future()
+        conn.waiter = waiter
+        conn.target = target
+        conn.deadline, conn.total, conn.read_limit = deadline, total, read
+        if deadline is not None or read is not None:
+            conn.last_read = loop.time()
+            at = conn.check_at()
+            if at < self._sweep_at:  # else the armed sweep comes first and re-arms for it
+                self._arm_sweep(at)
+        assert conn.transport is not None
         try:
-            if conn is not None:
-                try:
-                    return await self._exchange(conn, request, target, deadline, total, read)
-                except _ClosedBeforeAnswer:
-                    if self._closed:
-                        raise TransportError("the client is closed", kind="shutdown") from None
-                    # Usually closed while idle, but the server may also have read (even
-                    # executed) the GET before closing: the policy loop decides on a re-send.
-                    raise StaleConnectionError(
-                        f"connection failure on GET {_path(target)}: the server closed a "
-                        f"reused keep-alive connection before answering") from None
-            conn = await self._connect(target, deadline, connect, total)
-            return await self._exchange(conn, request, target, deadline, total, read)
+            conn.transport.write(request)
+            response = await waiter
         except _ClosedBeforeAnswer:
-            raise TransportError(
-                f"connection failure on GET {_path(target)}: the server closed a new "
-                f"connection without answering", kind="closed") from None
+            conn.waiter = None
+            conn.close()
+            if self._closed:
+                raise TransportError("the client is closed", kind="shutdown") from None
+            if reused:
+                # Usually closed while idle, but the server may also have read (even
+                # executed) the GET before closing: the policy loop decides on a re-send.
+                raise StaleConnectionError(
+                    f"connection failure on GET {_path(target)}: the server closed a "
+                    f"reused keep-alive connection before answering") from None
+            raise _closed_new_connection(target) from None
+        except BaseException:
+            conn.waiter = None
+            conn.close()  # a request may be half-sent or half-answered: never reuse
+            raise
+        conn.waiter = None
+        if response.keep_alive and not conn.lost:
+            self._checkin(conn)
+        else:
+            conn.close()
+        return response
 
     async def aclose(self) -> None:
         """Close every connection, idle or busy; later requests fail."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+            self._sweep_at = math.inf
         connections = list(self._all)
         self._idle.clear()
         for conn in connections:
@@ -224,37 +278,41 @@ class LeanHTTP:
         assert self.loop is not None
         return self.loop.time()
 
-    def track(self, timer: _Timer, at: float) -> None:
-        """A request with time limits is in flight; the sweep must look at it by ``at``."""
-        self._timed.add(timer)
-        if self._sweep_at > at:
-            if self._sweep is not None:
-                self._sweep.cancel()
-            assert self.loop is not None
-            self._sweep_at = at
-            self._sweep = self.loop.call_at(at, self._sweep_timers)
-
-    def untrack(self, timer: _Timer) -> None:
-        self._timed.discard(timer)
-        if not self._timed and self._sweep is not None:
+    def _arm_sweep(self, at: float) -> None:
+        """(Re-)arm the pool's one timer to look at the requests in flight by ``at``."""
+        if self._sweep is not None:
             self._sweep.cancel()
-            self._sweep = None
-            self._sweep_at = math.inf
+        assert self.loop is not None
+        self._sweep_at = at
+        self._sweep = self.loop.call_at(at, self._sweep_timers)
 
     def _sweep_timers(self) -> None:
-        """The pool's one timer: fail the requests out of time, re-arm for the rest."""
+        """The pool's one timer: fail the requests out of time, re-arm for the rest.
+
+        Why not a timer per request: arming and cancelling a loop timer (or even keeping
+        an object per request in a set) for each of tens of thousands of GETs costs CPU on
+        every exchange, while nearly all of them end long before their limits. A request
+        only writes its limits on its connection and arms this timer if it is the earliest;
+        when the timer fires it looks at every connection with a request in flight (at
+        most ``max_connections``), fails those whose limit has passed (the total deadline
+        wins over the read limit) and re-arms for the next earliest. Data that arrived
+        meanwhile only moved ``last_read``, so no timer is touched per read, and a request
+        that ended needs no clean-up: the next sweep finds its connection idle.
+        """
         self._sweep = None
         self._sweep_at = math.inf
         assert self.loop is not None
         now = self.loop.time()
-        timed = self._timed
-        for timer in list(timed):
-            if timer.expired(now):
-                timed.discard(timer)
-        if timed:
-            at = min(timer.check_at() for timer in timed)
-            self._sweep_at = at
-            self._sweep = self.loop.call_at(at, self._sweep_timers)
+        at = math.inf
+        for conn in list(self._all):
+            waiter = conn.waiter
+            if waiter is None or waiter.done() or conn.expired(now):
+                continue
+            check = conn.check_at()
+            if check < at:
+                at = check
+        if at < math.inf:
+            self._arm_sweep(at)
 
     def forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
@@ -350,90 +408,6 @@ class LeanHTTP:
             sock.close()
             raise
 
-    async def _exchange(self, conn: _Connection, request: bytes, target: str,
-                        deadline: float | None, total: float | None,
-                        read: float | None) -> ParsedResponse:
-        loop = self.loop
-        assert loop is not None
-        waiter: asyncio.Future[ParsedResponse] = loop.create_future()
-        conn.waiter = waiter
-        conn.target = target
-        timer = None
-        if deadline is not None or read is not None:
-            timer = _Timer(loop, conn, waiter, target, deadline, total, read)
-        assert conn.transport is not None
-        try:
-            conn.transport.write(request)
-            response = await waiter
-        except BaseException:
-            conn.waiter = None
-            conn.close()  # a request may be half-sent or half-answered: never reuse
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        conn.waiter = None
-        if response.keep_alive and not conn.lost:
-            self._checkin(conn)
-        else:
-            conn.close()
-        return response
-
-
-class _Timer:
-    """The time limits of one request: ``total`` (a deadline) and ``read`` (the longest
-    silence), checked by its pool's one sweep timer.
-
-    Why not a timer per request: arming and cancelling a loop timer for each of tens of
-    thousands of GETs costs CPU on every exchange, while nearly all of them end long before
-    their limits. The pool keeps one loop timer, armed for the earliest moment any request
-    in flight could run out of time; a request only registers here and drops out when it
-    ends. When the sweep fires it fails the requests whose limit has passed (the total
-    deadline wins over the read limit, as before) and re-arms for the next earliest; data
-    that arrived meanwhile only moved ``last_read``, so no timer is touched per read.
-    """
-
-    __slots__ = ("conn", "deadline", "read", "target", "total", "waiter")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, conn: _Connection,
-                 waiter: asyncio.Future[ParsedResponse], target: str,
-                 deadline: float | None, total: float | None, read: float | None) -> None:
-        self.conn = conn
-        self.waiter = waiter
-        self.target = target
-        self.deadline = deadline
-        self.total = total
-        self.read = read
-        conn.last_read = loop.time()
-        conn.pool.track(self, self.check_at())
-
-    def check_at(self) -> float:
-        """When this request's limits next need a look."""
-        at = self.deadline
-        if self.read is not None:
-            silence_ends = self.conn.last_read + self.read
-            at = silence_ends if at is None else min(at, silence_ends)
-        assert at is not None
-        return at
-
-    def expired(self, now: float) -> bool:
-        """Fail the request if a limit has passed (True: it is done with)."""
-        if self.waiter.done():
-            return True
-        if self.deadline is not None and now >= self.deadline:
-            kind, seconds = "total", self.total
-        elif self.read is not None and now >= self.conn.last_read + self.read:
-            kind, seconds = "read", self.read
-        else:
-            return False
-        self.waiter.set_exception(
-            HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
-        return True
-
-    def cancel(self) -> None:
-        self.conn.pool.untrack(self)
-
-
 def _abandon(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Connection]]) -> None:
     """Stop a connect nobody waits for; close the connection should it complete anyway."""
     connecting.cancel()
@@ -445,6 +419,11 @@ def _close_unwanted(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Conne
         return
     if connecting.exception() is None:  # retrieving it also keeps asyncio quiet
         connecting.result()[0].close()
+
+
+def _closed_new_connection(target: str) -> TransportError:
+    return TransportError(f"connection failure on GET {_path(target)}: the server closed a "
+                          f"new connection without answering", kind="closed")
 
 
 def _path(target: str) -> str:

@@ -256,6 +256,7 @@ class _Poller:
         self._progress = progress
         self._directory = _ClearanceDirectory(fleet.clearances)
         self._source_error: Exception | None = None
+        self._source_done = False
 
     async def one(self, item: VehicleItem) -> PollResult:
         """The result for one input item, whatever happens."""
@@ -313,6 +314,8 @@ class _Poller:
     def _next_sync(self, source: Iterator[Any]) -> VehicleItem | None:
         # next() runs to completion without yielding to the loop, so workers can share it.
         scheduler = self._scheduler
+        if self._source_done:  # only parked items are left: one pass picks one
+            return scheduler.unpark(force=True)
         picked = scheduler.unpark()
         if picked is not None:
             return picked
@@ -322,10 +325,13 @@ class _Poller:
                     return picked
         except Exception as exc:  # the caller's iterator failed
             self._source_failed(exc)
+        self._source_done = True
         return scheduler.unpark(force=True)
 
     async def _next_async(self, source: _SharedAsyncSource) -> VehicleItem | None:
         scheduler = self._scheduler
+        if source.done:  # only parked items are left: one pass picks one
+            return scheduler.unpark(force=True)
         picked = scheduler.unpark()
         if picked is not None:
             return picked
