@@ -178,7 +178,7 @@ class ResponseParser:
 
     # -- the interface -----------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> ParsedResponse | None:
+    def feed(self, data: bytes | memoryview) -> ParsedResponse | None:
         """Take the next bytes from the socket; the answer when it is complete, else None.
 
         Raises :class:`ProtocolError` for bytes that are not a valid answer, including

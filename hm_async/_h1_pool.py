@@ -57,7 +57,11 @@ class _ClosedBeforeAnswer(Exception):
     """The server closed the connection before any byte of the answer (see ``get``)."""
 
 
-class _Connection(asyncio.Protocol):
+#: Size of the one read buffer of a pool (see _Connection.get_buffer).
+READ_BUFFER = 65536
+
+
+class _Connection(asyncio.BufferedProtocol):
     """One socket; at most one request in flight at a time."""
 
     __slots__ = ("deadline", "idle_since", "last_read", "lost", "parser", "pool", "read_limit",
@@ -80,7 +84,15 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: ARG002
+        # Every connection of the pool reads into the pool's one buffer: the loop calls
+        # get_buffer, recv_into and buffer_updated back to back, and the parser copies what
+        # it keeps. (A plain Protocol gets a new bytes object of asyncio's 256 KiB read
+        # size per read, which glibc may serve with mmap/munmap each time.)
+        return self.pool.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self.pool.read_buffer[:nbytes]
         waiter = self.waiter
         if waiter is None or waiter.done():
             self._between_answers(data)
@@ -119,7 +131,7 @@ class _Connection(asyncio.Protocol):
         waiter.set_exception(HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
         return True
 
-    def _between_answers(self, data: bytes) -> None:
+    def _between_answers(self, data: bytes | memoryview) -> None:
         """Bytes while no request waits: empty lines are ignored (RFC 9112 2.2: a server may
         end an answer with an extra CRLF, and TCP may deliver it on its own); anything else
         nobody asked for, and the connection is out of step."""
@@ -173,6 +185,7 @@ class LeanHTTP:
         self.keepalive = keepalive
         self.max_body = max_body
         self.tracks_reads = False
+        self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
         self._closed = False
