@@ -41,6 +41,7 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     for script in ("decode.py", "token_fastpath.py", "ratelimit.py", "fanout.py"):
         session.run("python", f"benchmarks/{script}", *session.posargs)
+    session.run("python", "benchmarks/idle_tax.py")  # how to read fanout.py's paced row
 
 
 @nox.session
