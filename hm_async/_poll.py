@@ -259,7 +259,8 @@ class _Poller:
         self._source_done = False
 
     async def one(self, item: VehicleItem) -> PollResult:
-        """The result for one input item, whatever happens."""
+        """The result for one input item, whatever happens; the scheduler is told the
+        item is done before the result is handed on (or when it is cancelled)."""
         vin, brand = item.vin, item.brand
         try:
             if item.problem is not None:
@@ -284,6 +285,8 @@ class _Poller:
             wrapped = HMError(f"unexpected {type(exc).__name__} while polling {vin}: {exc}")
             wrapped.__cause__ = exc
             result = PollResult(vin=vin, brand=brand, error=wrapped)
+        finally:
+            self._scheduler.finished(item.brand)  # (the brand the scheduler counted it under)
         self._progress.record(brand, result.error)
         return result
 
@@ -345,27 +348,18 @@ class _Poller:
                 self._source_failed(exc)
         return scheduler.unpark(force=True)
 
-    # The two worker loops write the per-item step out (one() returns a result whatever
-    # happens; the scheduler is told before the result is handed on) rather than awaiting
-    # a helper coroutine: a coroutine per VIN is measurable on the hot path.
+    # The worker loops hand each result on without awaiting when there is room: a
+    # coroutine per VIN is measurable on the hot path.
 
     async def _work_sync(self, source: Iterator[Any], results: _Results) -> None:
-        finished = self._scheduler.finished
         while (picked := self._next_sync(source)) is not None:
-            try:
-                result = await self.one(picked)
-            finally:
-                finished(picked.brand)
+            result = await self.one(picked)
             if not results.try_put(result):
                 await results.put(result)
 
     async def _work_async(self, source: _SharedAsyncSource, results: _Results) -> None:
-        finished = self._scheduler.finished
         while (picked := await self._next_async(source)) is not None:
-            try:
-                result = await self.one(picked)
-            finally:
-                finished(picked.brand)
+            result = await self.one(picked)
             if not results.try_put(result):
                 await results.put(result)
 
