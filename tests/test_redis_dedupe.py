@@ -19,8 +19,10 @@ __all__ = ["redis_server"]
 
 IDS = 1000
 
-# One worker process: claims every id in its own order, marks the claimed ones done (or
-# stays in progress if told to hang), and prints the ids it won as JSON.
+# One worker process: connects, says "ready" and waits for "go" on stdin (so that all of
+# them race, however slowly the machine starts processes), then claims every id in its
+# own order, marks the claimed ones done (or stays in progress if told to hang), and
+# prints the ids it won as JSON.
 _WORKER = """
 import asyncio, json, random, sys
 from hm_async.redis import RedisDedupeWindow
@@ -30,6 +32,9 @@ async def main(url, seed, hang):
     random.Random(seed).shuffle(ids)
     won = []
     async with RedisDedupeWindow(url, in_progress_ttl=1, seen_ttl=60) as window:
+        await window.claim(f"warm-up-{seed}")  # the connection is made before the race
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         for mid in ids:
             if await window.claim(mid):
                 won.append(mid)
@@ -47,7 +52,14 @@ async def run_workers(url: str, n: int, *, hang: bool = False,
                       ids: int = IDS) -> list[tuple[asyncio.subprocess.Process, list[str]]]:
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, "-c", _WORKER, url, str(seed), "hang" if hang else "run", str(ids),
-        stdout=asyncio.subprocess.PIPE) for seed in range(n)]
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE) for seed in range(n)]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
+    for proc in procs:  # all connected: now they race
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
     out = []
     for proc in procs:
         assert proc.stdout is not None
