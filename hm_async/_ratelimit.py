@@ -81,8 +81,8 @@ CUT_HOLDOFF = 1.0
 #: brands coincide and wake the event loop once; the bucket's slack (at least one tick)
 #: absorbs the rounding, so the long-run rate is kept. 20 ms rather than 5: every idle
 #: wake-up of the loop costs CPU of its own (``benchmarks/idle_tax.py``: ~60 µs on the
-#: development VMs), and a paced poll at 300 req/s x 8 brands costs 1.3-1.7x instead of 1.8-2.2x
-#: the unpaced poll (``benchmarks/fanout.py``). The price: a brand at its limit sends a
+#: development VMs), and a paced poll at 300 req/s x 8 brands costs 1.3-1.7x instead of
+#: 1.8-2.2x the unpaced poll (``benchmarks/fanout.py``). The price: a brand at its limit sends a
 #: tick's worth of requests (``R x 0.02``) together, and a queued request may wait up to a
 #: tick longer; the one-second window bound is unchanged.
 PACING_TICK = 0.02
