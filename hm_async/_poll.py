@@ -510,27 +510,6 @@ def _max_age(max_age: timedelta | float | None) -> timedelta | None:
     return limit
 
 
-def _timestamps(data: VehicleData) -> dict[str, Any]:
-    """Property path -> timestamp, for every property that carries one."""
-    out: dict[str, Any] = {}
-    for cap_name in data.__struct_fields__:
-        cap = getattr(data, cap_name)
-        if not isinstance(cap, msgspec.Struct):
-            continue
-        for prop_name in cap.__struct_fields__:
-            value = getattr(cap, prop_name)
-            if isinstance(value, (list, tuple)):
-                for i, prop in enumerate(value):
-                    stamp = getattr(prop, "timestamp", None)
-                    if stamp is not None:
-                        out[f"{cap_name}.{prop_name}[{i}]"] = stamp
-            elif value is not None:
-                stamp = getattr(value, "timestamp", None)
-                if stamp is not None:
-                    out[f"{cap_name}.{prop_name}"] = stamp
-    return out
-
-
 async def watch(
     fleet: Fleet,
     vehicles: Iterable[VehicleInput],
@@ -570,7 +549,7 @@ async def watch(
                         yield WatchResult(vin=r.vin, brand=r.brand, round=round_no, changed=(),
                                           error=r.error)
                     continue
-                stamps = _timestamps(r.data)
+                stamps = r.data.timestamps_by_path()
                 before = seen.get(r.vin, {})
                 changed = tuple(k for k, v in stamps.items() if before.get(k) != v)
                 seen[r.vin] = stamps

@@ -109,6 +109,21 @@ def test_no_timestamps_and_naive_timestamps() -> None:
     assert naive.age(NOW) == timedelta(hours=2)  # taken as UTC, no TypeError
 
 
+def test_timestamps_by_path_names_values_as_watch_and_the_stream_do() -> None:
+    # One walk serves hm.watch (single values unindexed: WatchResult.changed names them so)
+    # and the stream's property_timestamps (every value indexed, as pushed lists are).
+    data = decode_vehicle_data(json.dumps(BODY))
+    watch_keys = data.timestamps_by_path()
+    assert set(watch_keys) == {
+        "diagnostics.odometer", "diagnostics.tire_pressures[0]",
+        "diagnostics.tire_pressures[1]", "diagnostics.speed", "ignition.state",
+        "charging.battery_level"}
+    assert watch_keys["diagnostics.tire_pressures[1]"] == NOW - timedelta(hours=2)
+    stream_keys = data.timestamps_by_path(index_single=True)
+    assert set(stream_keys) == {k if k.endswith("]") else k + "[0]" for k in watch_keys}
+    assert list(stream_keys.values()) == list(watch_keys.values())
+
+
 def test_streaming_shape_has_the_same_methods() -> None:
     body = {"diagnostics": {"odometer": [{"data": {"value": 1, "unit": "kilometers"},
                                           "timestamp": stamp(3)},

@@ -87,13 +87,30 @@ class VehicleDataFreshness:
     def property_timestamps(self) -> Iterator[tuple[str, datetime]]:
         """``("capability.property", timestamp)`` for every value that has a timestamp;
         a multi-instance property yields one pair per instance."""
-        for cap_name, prop_name, ts in self._walk():
+        for cap_name, prop_name, _, ts in self._walk():
             yield f"{cap_name}.{prop_name}", _aware(ts)
 
-    def _walk(self) -> Iterator[tuple[str, str, datetime]]:
-        """(capability, property, raw timestamp) of every timestamped value. Reads a
-        struct's fields in one C call (``msgspec.structs.astuple``, shallow) and skips
-        absent ones."""
+    def timestamps_by_path(self, *, index_single: bool = False) -> dict[str, datetime]:
+        """Path -> timestamp (as sent) of every timestamped value, for change detection.
+
+        A multi-instance property's values are ``capability.property[i]``; a single value
+        is ``capability.property``, or ``capability.property[0]`` with ``index_single``
+        (so REST answers, which have single values, and streaming messages, which have
+        lists, name a value alike). ``hm.watch`` and the stream's ``property_timestamps``
+        both read this.
+        """
+        out: dict[str, datetime] = {}
+        for cap_name, prop_name, index, ts in self._walk():
+            if index is None and not index_single:
+                out[f"{cap_name}.{prop_name}"] = ts
+            else:
+                out[f"{cap_name}.{prop_name}[{index or 0}]"] = ts
+        return out
+
+    def _walk(self) -> Iterator[tuple[str, str, int | None, datetime]]:
+        """(capability, property, list index or None for a single value, raw timestamp)
+        of every timestamped value. Reads a struct's fields in one C call
+        (``msgspec.structs.astuple``, shallow) and skips absent ones."""
         capabilities = _capabilities(type(self))
         me: Any = self  # a msgspec.Struct: this class is only mixed into generated structs
         for cap_name, cap in zip(self.__struct_fields__, astuple(me), strict=True):
@@ -103,11 +120,11 @@ class VehicleDataFreshness:
                 if value is None:
                     continue
                 if type(value) is list:
-                    for item in value:
+                    for index, item in enumerate(value):
                         if item.timestamp is not None:
-                            yield cap_name, prop_name, item.timestamp
+                            yield cap_name, prop_name, index, item.timestamp
                 elif value.timestamp is not None:
-                    yield cap_name, prop_name, value.timestamp
+                    yield cap_name, prop_name, None, value.timestamp
 
     def freshness(self) -> Freshness:
         """Newest and oldest property timestamps, found in one walk (the loop of

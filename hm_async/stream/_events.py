@@ -9,11 +9,12 @@ same per-VIN shape, :class:`hm_async.models.StreamingVehicleData`, every propert
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
 from ..models import StreamingVehicleData
+from ..models._freshness import VehicleDataFreshness
 
 __all__ = ["MalformedMessage", "StreamEvent", "property_timestamps"]
 
@@ -66,23 +67,11 @@ class MalformedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ok: Literal[False] = False
 
 
-def property_timestamps(data: msgspec.Struct) -> dict[str, datetime]:
+def property_timestamps(data: VehicleDataFreshness) -> dict[str, datetime]:
     """``capability.property[i]`` -> timestamp for a REST or streaming vehicle-data model.
 
     Works on :class:`hm_async.VehicleData` (single values and lists) and on
     :class:`~hm_async.models.StreamingVehicleData` (lists only), so polled and pushed data
     describe their changes with the same keys (a single REST value is index 0).
     """
-    out: dict[str, datetime] = {}
-    for cap_name in data.__struct_fields__:
-        cap = getattr(data, cap_name)
-        if not isinstance(cap, msgspec.Struct):
-            continue
-        for prop_name in cap.__struct_fields__:
-            value: Any = getattr(cap, prop_name)
-            values = value if isinstance(value, (list, tuple)) else (value,)
-            for i, prop in enumerate(values):
-                stamp = getattr(prop, "timestamp", None)
-                if stamp is not None:
-                    out[f"{cap_name}.{prop_name}[{i}]"] = stamp
-    return out
+    return data.timestamps_by_path(index_single=True)
