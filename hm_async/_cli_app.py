@@ -677,7 +677,7 @@ def demo(
 
 app.command("emulator", epilog=EMULATOR_EPILOG)(emulator_command)
 
-register_static_commands(app, run=_run, print_json=_print_json)
+register_static_commands(app, run=_run, check_vin=_vin, print_json=_print_json)
 
 
 def _no_type(ctx: Any) -> None:  # noqa: ARG001 - the signature typer calls

@@ -1,8 +1,9 @@
 """``hm-async static-data VIN`` and ``hm-async valuation VIN ...``: the Static Data API.
 
 The commands are added to the main typer app by :func:`register`, which is handed the app's
-runner (credentials, one client, errors as one line and an exit code) and its JSON printer,
-so this module needs nothing else from the CLI and the CLI nothing from it but one call.
+runner (credentials, one client, errors as one line and an exit code), its VIN check (a
+usage error that names the argument, as every command gives) and its JSON printer, so this
+module needs nothing else from the CLI and the CLI nothing from it but one call.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def _date(value: str) -> date:
                                  param_hint="--registration-date") from None
 
 
-def register(app: typer.Typer, *, run: Runner, print_json: Callable[[bytes], None]) -> None:
+def register(app: typer.Typer, *, run: Runner, check_vin: Callable[[str, str], str],
+             print_json: Callable[[bytes], None]) -> None:
     """Add the ``static-data`` and ``valuation`` commands to ``app``."""
 
     @app.command("static-data", epilog="Examples:\n\n  hm-async static-data WBA12345678901234\n\n"
@@ -42,9 +44,10 @@ def register(app: typer.Typer, *, run: Runner, print_json: Callable[[bytes], Non
     ) -> None:
         """Manufacturer, model, KBA numbers, specs and original price of one VIN
         (Static Data API; needs the vehicle:static-data scope, production only)."""
+        checked = check_vin(vin, "VIN")
 
         async def work(hm: HMClient) -> int:
-            print_json(msgspec.json.encode(await hm.static_data.get(vin.upper())))
+            print_json(msgspec.json.encode(await hm.static_data.get(checked)))
             return ExitCode.OK
 
         run(ctx, work)
@@ -62,12 +65,13 @@ def register(app: typer.Typer, *, run: Runner, print_json: Callable[[bytes], Non
     ) -> None:
         """What one vehicle is worth in a market (Static Data API valuation): prices,
         condition and odometer corrections, as JSON."""
+        checked = check_vin(vin, "VIN")
         registered = _date(registration_date)
 
         async def work(hm: HMClient) -> int:
             km = int(odometer) if odometer.is_integer() else odometer
             result = await hm.static_data.valuation(
-                vin.upper(), odometer=km, registration_date=registered, country=country)
+                checked, odometer=km, registration_date=registered, country=country)
             print_json(msgspec.json.encode(result))
             return ExitCode.OK
 

@@ -482,3 +482,8 @@ async def test_cli_static_data_and_valuation(emulator: Emulator, raw: Raw) -> No
     code, _, err = await _cli(emulator, "valuation", vin, "--odometer", "1",
                               "--registration-date", "March 2021", "--country", "DE")
     assert code == 2 and "--registration-date" in err and "YYYY-MM-DD" in err
+    for command in (["static-data"], ["valuation", "--odometer", "1", "--registration-date",
+                                      "2021-03-01", "--country", "DE"]):
+        code, out, err = await _cli(emulator, command[0], " WBA1234 ", *command[1:])
+        # the CLI's own check, worded as every other command words it: exit 2, no request
+        assert code == 2 and out == "" and err.startswith("error: VIN ' WBA1234 '"), err
