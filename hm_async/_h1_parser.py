@@ -70,6 +70,11 @@ _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _CONTENT_ENCODING = range(4)
 _FIELDS = {b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
            b"connection": _CONNECTION, b"content-encoding": _CONTENT_ENCODING}
 _FIELD_NAME_LENGTHS = frozenset(len(name) for name in _FIELDS)
+#: The same fields as servers usually spell them (and in lower case, as HTTP/2 front ends
+#: pass them on): one dict lookup per field, ``lower()`` only for other spellings.
+_FIELDS_AS_SENT = {**_FIELDS, **{
+    b"-".join(part.capitalize() for part in name.split(b"-")): kind
+    for name, kind in _FIELDS.items()}}
 
 _BOTH_FRAMINGS = "conflicting framing: Transfer-Encoding together with Content-Length"
 
@@ -253,39 +258,46 @@ class ResponseParser:
         chunked = close = keep_alive_token = False
         encoding = ""
         for name, value in fields:
-            if len(name) in _FIELD_NAME_LENGTHS:  # spares most fields the lower()
+            kind = _FIELDS_AS_SENT.get(name)
+            if kind is None:
+                if len(name) not in _FIELD_NAME_LENGTHS:  # most fields end here
+                    continue
                 kind = _FIELDS.get(name.lower())
-                if kind == _CONTENT_LENGTH:
-                    # llhttp has checked the digits and refused a second field or overflow
+                if kind is None:
+                    continue
+            if kind == _CONTENT_LENGTH:
+                # llhttp has checked the digits and refused a second field or overflow
+                if len(value) > 18:  # int() refuses over 4300 digits with a ValueError
                     digits = value.lstrip(b"0")
-                    if len(digits) > 18:  # int() refuses over 4300 digits with a ValueError
+                    if len(digits) > 18:
                         raise self._fail(self._too_big())
-                    length = int(digits or b"0")
-                elif kind == _TRANSFER_ENCODING:
-                    # hm_async sends no TE header, so only plain chunked is acceptable; any
-                    # other coding (or a list, or a second field) is refused, not guessed at
-                    # (llhttp would read such a body until the connection closes)
-                    if chunked or value.lower() != b"chunked":
-                        raise self._fail(f"unsupported Transfer-Encoding {value[:40]!r}")
-                    chunked = True
-                elif kind == _CONNECTION:
-                    token = value.lower()
-                    if token == b"keep-alive":  # what nearly every server sends
-                        keep_alive_token = True
-                    elif token == b"close":
+                    value = digits or b"0"
+                length = int(value)
+            elif kind == _TRANSFER_ENCODING:
+                # hm_async sends no TE header, so only plain chunked is acceptable; any
+                # other coding (or a list, or a second field) is refused, not guessed at
+                # (llhttp would read such a body until the connection closes)
+                if chunked or value.lower() != b"chunked":
+                    raise self._fail(f"unsupported Transfer-Encoding {value[:40]!r}")
+                chunked = True
+            elif kind == _CONNECTION:
+                token = value if value == b"keep-alive" else value.lower()
+                if token == b"keep-alive":  # what nearly every server sends
+                    keep_alive_token = True
+                elif token == b"close":
+                    close = True
+                else:
+                    tokens = {t.strip() for t in token.split(b",")}
+                    if b"close" in tokens:
                         close = True
-                    else:
-                        tokens = {t.strip() for t in token.split(b",")}
-                        if b"close" in tokens:
-                            close = True
-                        elif b"keep-alive" in tokens:
-                            keep_alive_token = True
-                elif kind == _CONTENT_ENCODING:
-                    coding = value.lower().decode("latin-1")
-                    if coding != "identity":
-                        if encoding:  # one coding is all we advertise and all we undo
-                            raise self._fail("more than one Content-Encoding")
-                        encoding = coding
+                    elif b"keep-alive" in tokens:
+                        keep_alive_token = True
+            elif kind == _CONTENT_ENCODING:
+                coding = value.lower().decode("latin-1")
+                if coding != "identity":
+                    if encoding:  # one coding is all we advertise and all we undo
+                        raise self._fail("more than one Content-Encoding")
+                    encoding = coding
         if status < 200:
             self._interim_answer(status, chunked or length >= 0)
             return

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 
 import aiohappyeyeballs
 
+from ._config import DNS_CACHE_SECONDS
 from ._errors import HMTimeoutError, StaleConnectionError, TransportError
 from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
 from ._h1_proxy import ProxyConfig, open_tunnel
@@ -59,6 +60,9 @@ class _ClosedBeforeAnswer(Exception):
 
 #: Size of the one read buffer of a pool (see _Connection.get_buffer).
 READ_BUFFER = 65536
+
+#: What ``getaddrinfo`` returns for one address: (family, type, proto, canonname, sockaddr).
+AddrInfo = tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
 
 
 class _Connection(asyncio.BufferedProtocol):
@@ -191,6 +195,9 @@ class LeanHTTP:
         self._closed = False
         self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks limits
         self._sweep_at = math.inf
+        # the origin's (or proxy's) addresses, resolved once for DNS_CACHE_SECONDS
+        self._addresses: tuple[float, list[AddrInfo]] | None = None
+        self._resolving: asyncio.Task[list[AddrInfo]] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
         default_port = 443 if ssl is not None else 80
         name = f"[{host}]" if ":" in host else host
@@ -408,7 +415,7 @@ class LeanHTTP:
         """
         proxy = self.proxy
         host, port = (self.host, self.port) if proxy is None else (proxy.host, proxy.port)
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await self._resolve(loop, host, port)
         sock = await aiohappyeyeballs.start_connection(
             infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
         try:
@@ -420,6 +427,59 @@ class LeanHTTP:
         except BaseException:
             sock.close()
             raise
+
+    async def _resolve(self, loop: asyncio.AbstractEventLoop, host: str,
+                       port: int) -> list[AddrInfo]:
+        """The addresses of ``host``: one lookup shared by every connection being opened, and
+        reused for ``DNS_CACHE_SECONDS`` (as aiohttp's connector caches them).
+
+        Why: a fleet poll opens ``max_connections`` connections at once, and asyncio's
+        ``getaddrinfo`` is a round trip to a thread each time; 50 identical lookups are a
+        stampede on the resolver and cost more CPU than the first hundred requests. An IP
+        address needs no lookup at all. A failed lookup is not cached: the next connection
+        asks again.
+        """
+        literal = _ip_literal(host, port)
+        if literal is not None:
+            return literal
+        cached = self._addresses
+        if cached is not None and loop.time() < cached[0]:
+            return cached[1]
+        resolving = self._resolving
+        if resolving is None:
+            resolving = self._resolving = loop.create_task(self._lookup(loop, host, port))
+            resolving.add_done_callback(_retrieve)  # (its error reaches every waiter)
+        # shielded: one caller giving up (a timeout, a cancel) must not fail the others
+        return await asyncio.shield(resolving)
+
+    async def _lookup(self, loop: asyncio.AbstractEventLoop, host: str,
+                      port: int) -> list[AddrInfo]:
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            self._addresses = (loop.time() + DNS_CACHE_SECONDS, infos)
+            return infos
+        finally:
+            self._resolving = None
+
+
+def _retrieve(task: asyncio.Task[list[AddrInfo]]) -> None:
+    """Mark a lookup's error as seen: the callers that still wait get it anyway, and one
+    whose callers all gave up must not log "exception was never retrieved"."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _ip_literal(host: str, port: int) -> list[AddrInfo] | None:
+    """The one address of an IPv4 or IPv6 literal, as ``getaddrinfo`` would give it."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return None
+
 
 def _abandon(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Connection]]) -> None:
     """Stop a connect nobody waits for; close the connection should it complete anyway."""

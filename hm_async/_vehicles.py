@@ -68,6 +68,8 @@ def validate_vin(vin: object, *, argument: str = "vin") -> str:
     """
     if not isinstance(vin, str):
         raise ValueError(f"{argument} must be a str, got {type(vin).__name__}")
+    if _VIN.fullmatch(vin) is not None:  # already canonical: the usual case of a fleet poll
+        return vin
     candidate = vin.strip().upper()
     if not candidate.isascii() or _VIN.fullmatch(candidate) is None:
         raise ValueError(

@@ -654,6 +654,40 @@ async def test_a_dead_first_address_costs_the_happy_eyeballs_delay_not_the_timeo
     assert b"Host: api.example.test:%d\r\n" % server.port in server.requests[0]
 
 
+async def test_connections_opened_together_share_one_address_lookup(
+        serve: ServeFactory, pools: PoolFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll opens its connections at once: one lookup for all of them (not one round trip
+    to a resolver thread each), reused later; an IP address is never looked up; a failed
+    lookup fails the connections waiting for it and is not cached."""
+    server = await serve(keep_answering)
+    loop = asyncio.get_running_loop()
+    lookups: list[str] = []
+    failing = True
+
+    async def resolve(host: str, port: int, **_: Any) -> list[Any]:
+        lookups.append(host)
+        await asyncio.sleep(0.02)  # the others arrive while this one is on its way
+        if failing:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    pool = pools(server.port, host="api.example.test", max_idle=20)
+    outcomes = await asyncio.gather(*(get(pool) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(o, TransportError) for o in outcomes), outcomes
+    assert lookups == ["api.example.test"]
+    failing = False
+    answers = await asyncio.gather(*(get(pool) for _ in range(20)))
+    assert [a.body for a in answers] == [b"ok"] * 20
+    assert server.accepted == 20  # twenty connections, opened together
+    assert lookups == ["api.example.test"] * 2  # the failure was not cached
+    await pool.aclose()
+    assert len(lookups) == 2
+    literal = pools(server.port)  # 127.0.0.1
+    assert (await get(literal)).body == b"ok"
+    assert len(lookups) == 2
+
+
 async def test_connect_timeout(pools: PoolFactory, unanswered_port: int) -> None:
     pool = pools(unanswered_port)
     started = time.monotonic()

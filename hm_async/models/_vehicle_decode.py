@@ -26,14 +26,15 @@ _STREAMING = msgspec.json.Decoder(StreamingVehicleData)
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes | str, what: str, path: str | None) -> T:
-    where = f" from {path}" if path else ""
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
+        where = f" from {path}" if path else ""  # (built for failures only: hot path)
         raise DecodeError(
             f"{what}{where} does not match the Auto API level 13 schema: {exc}", path=path
         ) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
+        where = f" from {path}" if path else ""
         raise DecodeError(f"{what}{where} is not valid JSON: {exc}", path=path) from exc
 
 
