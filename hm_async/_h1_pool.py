@@ -38,7 +38,7 @@ import asyncio
 import math
 import socket
 import ssl as ssl_module
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aiohappyeyeballs
 
@@ -62,7 +62,8 @@ class _ClosedBeforeAnswer(Exception):
 READ_BUFFER = 65536
 
 #: What ``getaddrinfo`` returns for one address: (family, type, proto, canonname, sockaddr).
-AddrInfo = tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
+AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str,
+                 tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]]
 
 
 class _Connection(asyncio.BufferedProtocol):
@@ -196,8 +197,8 @@ class LeanHTTP:
         self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks limits
         self._sweep_at = math.inf
         # the origin's (or proxy's) addresses, resolved once for DNS_CACHE_SECONDS
-        self._addresses: tuple[float, list[AddrInfo]] | None = None
-        self._resolving: asyncio.Task[list[AddrInfo]] | None = None
+        self._addresses: tuple[float, Sequence[AddrInfo]] | None = None
+        self._resolving: asyncio.Task[Sequence[AddrInfo]] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
         default_port = 443 if ssl is not None else 80
         name = f"[{host}]" if ":" in host else host
@@ -429,7 +430,7 @@ class LeanHTTP:
             raise
 
     async def _resolve(self, loop: asyncio.AbstractEventLoop, host: str,
-                       port: int) -> list[AddrInfo]:
+                       port: int) -> Sequence[AddrInfo]:
         """The addresses of ``host``: one lookup shared by every connection being opened, and
         reused for ``DNS_CACHE_SECONDS`` (as aiohttp's connector caches them).
 
@@ -453,23 +454,24 @@ class LeanHTTP:
         return await asyncio.shield(resolving)
 
     async def _lookup(self, loop: asyncio.AbstractEventLoop, host: str,
-                      port: int) -> list[AddrInfo]:
+                      port: int) -> Sequence[AddrInfo]:
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos: Sequence[AddrInfo] = await loop.getaddrinfo(host, port,
+                                                               type=socket.SOCK_STREAM)
             self._addresses = (loop.time() + DNS_CACHE_SECONDS, infos)
             return infos
         finally:
             self._resolving = None
 
 
-def _retrieve(task: asyncio.Task[list[AddrInfo]]) -> None:
+def _retrieve(task: asyncio.Task[Sequence[AddrInfo]]) -> None:
     """Mark a lookup's error as seen: the callers that still wait get it anyway, and one
     whose callers all gave up must not log "exception was never retrieved"."""
     if not task.cancelled():
         task.exception()
 
 
-def _ip_literal(host: str, port: int) -> list[AddrInfo] | None:
+def _ip_literal(host: str, port: int) -> Sequence[AddrInfo] | None:
     """The one address of an IPv4 or IPv6 literal, as ``getaddrinfo`` would give it."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
