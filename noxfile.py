@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -42,6 +44,8 @@ def bench(session: nox.Session) -> None:
     for script in ("decode.py", "token_fastpath.py", "ratelimit.py", "fanout.py"):
         session.run("python", f"benchmarks/{script}", *session.posargs)
     session.run("python", "benchmarks/idle_tax.py")  # how to read fanout.py's paced row
+    if shutil.which("valgrind"):  # instruction counts: immune to a noisy machine
+        session.run("python", "benchmarks/instructions.py")
 
 
 @nox.session
