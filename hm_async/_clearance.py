@@ -31,6 +31,9 @@ __all__ = ["ClearanceResource", "VehicleLike", "as_vehicle", "single_get_limiter
 #: A vehicle given as a ``Vehicle`` or a ``(vin, brand)`` / ``(vin, brand, tags)`` tuple.
 VehicleLike = Vehicle | tuple[str, str] | tuple[str, str, Mapping[str, str]]
 
+#: The Fleet Clearance API's collection (``/{vin}`` for one vehicle).
+CLEARANCE_PATH = "/v1/fleets/vehicles"
+
 #: VINs per POST: HM documents no maximum; 100 keeps one request's body and the blast
 #: radius of one failed request small.
 REQUEST_BATCH = 100
@@ -138,8 +141,9 @@ class ClearanceResource:
         self._requester = requester
         self._single_get_limiter = get_limiter
 
-    def _url(self, suffix: str = "") -> URL:
-        return self._requester.url("/v1/fleets/vehicles" + suffix)
+    @staticmethod
+    def _target(suffix: str = "") -> str:
+        return CLEARANCE_PATH + suffix
 
     async def request(self, vehicles: Iterable[VehicleLike]) -> list[ClearanceResult]:
         """Ask for data access to ``vehicles``; one :class:`ClearanceResult` per VIN.
@@ -155,11 +159,11 @@ class ClearanceResource:
             body = _encoder.encode({"vehicles": [
                 {"vin": v.vin, "brand": v.brand, "tags": dict(v.tags or {})} for v in batch
             ]})
-            resp = await self._requester.request("POST", self._url(),
+            resp = await self._requester.request("POST", self._target(),
                                                  endpoint="clearance.request", body=body,
                                                  idempotent=False)
             decoded = decode(CLEARANCE_RESULTS_DECODER, resp.body, what="clearance results",
-                             path="/v1/fleets/vehicles")
+                             path=CLEARANCE_PATH)
             results.extend(decoded.vehicles)
         return results
 
@@ -167,7 +171,7 @@ class ClearanceResource:
         """The clearance of one VIN. HM allows 60 of these a minute: prefer :meth:`list`."""
         vin = validate_vin(vin)
         await self._single_get_limiter.acquire()
-        resp = await self._requester.request("GET", self._url("/" + vin),
+        resp = await self._requester.request("GET", self._target("/" + vin),
                                              endpoint="clearance.get", idempotent=True)
         return decode(CLEARANCE_DECODER, resp.body, what="clearance",
                       path="/v1/fleets/vehicles/{vin}")
@@ -204,13 +208,14 @@ class ClearanceResource:
         return out
 
     async def _list_once(self, flt: Mapping[str, Any]) -> builtins.list[Clearance]:
-        url = self._url()
-        if flt:
-            url = url.with_query({"filter": _encoder.encode(flt).decode()})
-        resp = await self._requester.request("GET", url, endpoint="clearance.list",
+        target = self._target()
+        if flt:  # (yarl encodes the query exactly as aiohttp would have)
+            target = URL.build(path=target, query={"filter": _encoder.encode(flt).decode()}
+                               ).raw_path_qs
+        resp = await self._requester.request("GET", target, endpoint="clearance.list",
                                              idempotent=True)
         listed = decode(CLEARANCE_LIST_DECODER, resp.body, what="clearance list",
-                        path="/v1/fleets/vehicles")
+                        path=CLEARANCE_PATH)
         return builtins.list(listed)
 
     async def delete(self, vin: str) -> Clearance:
@@ -220,7 +225,7 @@ class ClearanceResource:
         ambiguous failure, since the first attempt may have been applied.
         """
         vin = validate_vin(vin)
-        resp = await self._requester.request("DELETE", self._url("/" + vin),
+        resp = await self._requester.request("DELETE", self._target("/" + vin),
                                              endpoint="clearance.delete", idempotent=False)
         return decode(CLEARANCE_DECODER, resp.body, what="clearance", path="/v1/fleets/vehicles"
                       "/{vin}")

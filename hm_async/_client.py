@@ -146,7 +146,7 @@ class _Shared:
                                hooks=self.event_hooks, store=self.token_store)
         connections = min(limit, self.max_connections)
         self.transport = Transport(
-            lane, tokens, max_connections=connections, timeout=self.timeout,
+            lane, tokens, base_url=self.base_url, max_connections=connections, timeout=self.timeout,
             max_retries=self.max_retries, retry_budget=self.retry_budget, meter=self.meter,
             limiter=self.limiter, hooks=self.event_hooks,
             lean=self._make_lean(connections) if self.lean_http and not self.proxied() else None,
@@ -203,23 +203,19 @@ class _BoundRequester:
     """The :class:`~hm_async._requester.Requester` of one client or view: the shared
     policy loop with this client's options applied."""
 
-    __slots__ = ("_max_retries", "_shared", "_timeout", "base_url")
+    __slots__ = ("_max_retries", "_shared", "_timeout")
 
     def __init__(self, shared: _Shared, options: RequestOptions) -> None:
         self._shared = shared
         self._timeout = options.timeout
         self._max_retries = options.max_retries
-        self.base_url = shared.base_url
 
-    def url(self, path: str) -> URL:
-        return URL(self.base_url + path, encoded=True)
-
-    def request(self, method: str, url: URL, *, endpoint: str, idempotent: bool,
+    def request(self, method: str, target: str, *, endpoint: str, idempotent: bool,
                 body: bytes | None = None, brand: str | None = None,
                 rate_limited: bool = False) -> Awaitable[Response]:
         # a plain function handing back the policy loop's coroutine: no extra await per call
         transport = self._shared.transport or self._shared.open()
-        return transport.request(method, url, endpoint=endpoint, brand=brand, body=body,
+        return transport.request(method, target, endpoint=endpoint, brand=brand, body=body,
                                  idempotent=idempotent, rate_limited=rate_limited,
                                  timeout=self._timeout, max_retries=self._max_retries)
 

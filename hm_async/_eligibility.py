@@ -23,7 +23,7 @@ async def check_eligibility(requester: Requester, vin: str, brand: str) -> Eligi
     vin = validate_vin(vin)
     brand = normalize_brand(brand, allowed=ELIGIBILITY_BRANDS)
     body = msgspec.json.encode({"vin": vin, "brand": brand})
-    resp = await requester.request("POST", requester.url(ELIGIBILITY_PATH),
+    resp = await requester.request("POST", ELIGIBILITY_PATH,
                                    endpoint="eligibility", body=body, idempotent=True,
                                    brand=brand)
     return decode(ELIGIBILITY_DECODER, resp.body, what="eligibility", path=ELIGIBILITY_PATH)

@@ -230,7 +230,7 @@ class LeanHTTP:
             loop = self.loop = asyncio.get_running_loop()
         if read is not None:
             self.tracks_reads = True
-        if " " in target or not target.isprintable():  # yarl encodes these; be sure
+        if " " in target or not target.isprintable():  # targets come encoded; be sure
             raise ValueError(f"request target {target[:60]!r} is not URL-encoded")
         request = b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n" + header_block
         deadline = None if total is None else loop.time() + total

@@ -25,7 +25,6 @@ from typing import Generic, TypeVar
 
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDictProxy
-from yarl import URL
 
 from ._clearance import ClearanceResource, VehicleLike
 from ._eligibility import check_eligibility
@@ -99,20 +98,17 @@ class APIResponse(Generic[T]):
 class _RecordingRequester:
     """A :class:`~hm_async._requester.Requester` that keeps each answer it passes on."""
 
-    __slots__ = ("_inner", "base_url", "responses")
+    __slots__ = ("_inner", "responses")
 
     def __init__(self, inner: Requester) -> None:
         self._inner = inner
-        self.base_url = inner.base_url
         self.responses: list[Response] = []
 
-    def url(self, path: str) -> URL:
-        return self._inner.url(path)
-
-    async def request(self, method: str, url: URL, *, endpoint: str, idempotent: bool,
+    async def request(self, method: str, target: str, *, endpoint: str, idempotent: bool,
                       body: bytes | None = None, brand: str | None = None,
                       rate_limited: bool = False) -> Response:
-        resp = await self._inner.request(method, url, endpoint=endpoint, idempotent=idempotent,
+        resp = await self._inner.request(method, target, endpoint=endpoint,
+                                         idempotent=idempotent,
                                          body=body, brand=brand, rate_limited=rate_limited)
         self.responses.append(resp)
         return resp

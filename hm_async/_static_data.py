@@ -64,7 +64,7 @@ class StaticDataResource:
         """
         vin = validate_vin(vin)
         requester = self._requester
-        resp = await requester.request("GET", requester.url(DATA_PATH.replace("{vin}", vin)),
+        resp = await requester.request("GET", DATA_PATH.replace("{vin}", vin),
                                        endpoint="static_data.get", idempotent=True)
         return decode(_DATA_DECODER, resp.body, what="static data", path=DATA_PATH)
 
@@ -88,7 +88,7 @@ class StaticDataResource:
         ))
         requester = self._requester
         resp = await requester.request("POST",
-                                       requester.url(VALUATION_PATH.replace("{vin}", vin)),
+                                       VALUATION_PATH.replace("{vin}", vin),
                                        endpoint="static_data.valuation", body=body,
                                        idempotent=True)
         return decode(_VALUATION_DECODER, resp.body, what="valuation", path=VALUATION_PATH)

@@ -10,8 +10,9 @@ failures through :func:`~hm_async._network_errors.map_network_error` and answer 
 * waits for a free slot of its own (a semaphore no larger than the connector's pool), so
   aiohttp never queues for a connection and its ``total`` timeout starts only once the
   request can really be sent -- time spent queueing is not charged to the request;
-* attaches the bearer token (only ever to the configured API origin: URLs are built from
-  ``base_url``, redirects are never followed) and replays once after a 401 "invalid token"
+* attaches the bearer token (only ever to the configured API origin: callers give a request
+  target -- path and query -- and only this module joins it to ``base_url``; redirects are
+  never followed) and replays once after a 401 "invalid token"
   with a fresh token, invalidating only the token that request used;
 * retries transient failures with jittered exponential backoff, honouring ``Retry-After``,
   within a client-wide :class:`~hm_async._retry.RetryBudget`, never repeating a request
@@ -92,6 +93,7 @@ class Transport:
         lane: AiohttpLane,
         tokens: TokenProvider,
         *,
+        base_url: str,
         max_connections: int,
         timeout: Timeout,
         max_retries: int,
@@ -103,6 +105,8 @@ class Transport:
     ) -> None:
         self.lane = lane
         self.lean = lean
+        #: The API origin every request target is joined to (``scheme://host[:port]``).
+        self.base_url = base_url
         self.tokens = tokens
         self.timeout = timeout
         self.max_retries = max_retries
@@ -111,7 +115,8 @@ class Transport:
         self.limiter = limiter
         #: The client's event hooks (:mod:`hm_async._events`); empty: no event is built.
         self.hooks = hooks
-        self._origin: tuple[str, int, str] | None = None  # (host, port, scheme) for events
+        origin = URL(base_url)
+        self._origin = (origin.host or "", origin.port or 0, origin.scheme)  # for events
         self._slots = Slots(max_connections)
         self._headers_for: tuple[AccessToken | None, CIMultiDict[str], CIMultiDict[str]] = (
             None, CIMultiDict(), CIMultiDict())
@@ -139,7 +144,7 @@ class Transport:
     async def request(
         self,
         method: str,
-        url: URL,
+        target: str,
         *,
         endpoint: str,
         brand: str | None = None,
@@ -149,7 +154,13 @@ class Transport:
         timeout: Timeout | None = None,
         max_retries: int | None = None,
     ) -> Response:
-        """Send one logical request and return its 200 answer, or raise HMError."""
+        """Send one logical request and return its 200 answer, or raise HMError.
+
+        ``target`` is the request target on the API origin: an already URL-encoded path
+        starting with ``/``, optionally with ``?query``.
+        """
+        if target[:1] != "/":
+            raise ValueError(f"request target {target[:60]!r} is not a path on the API origin")
         retries_left = self.max_retries if max_retries is None else max_retries
         rate_limit_retries_left = MAX_RATE_LIMIT_RETRIES if retries_left > 0 else 0
         limits = timeout or self.timeout
@@ -178,7 +189,7 @@ class Transport:
                 started = time.perf_counter()
             resp: Response | None = None
             try:
-                token, resp = await self._send(method, url, body, limits)
+                token, resp = await self._send(method, target, body, limits)
             except _TokenUnavailable as exc:
                 raise exc.error from exc.error.__cause__
             except TransportError as exc:
@@ -190,15 +201,15 @@ class Transport:
                     resent_stale = True
                     if self.retry_budget.try_spend():
                         if hooks:
-                            self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                            self._emit(hooks, method, target, endpoint, brand, attempt, started,
                                        None, exc, "stale_connection")
                         logger.debug("resend method=%s path=%s reason=stale connection",
-                                     method, url.path)
+                                     method, _path(target))
                         continue
                     if hooks:
-                        self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                        self._emit(hooks, method, target, endpoint, brand, attempt, started,
                                    None, exc, None)
-                    raise self._budget_spent(method, url, exc) from exc
+                    raise self._budget_spent(method, target, exc) from exc
                 retry_after = None
                 # A connection that was never established cannot have delivered the request.
                 retryable = idempotent or exc.kind in NOT_SENT_KINDS
@@ -209,16 +220,16 @@ class Transport:
                     if limiter is not None:
                         limiter.on_success(brand)  # type: ignore[arg-type]
                     if hooks:
-                        self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                        self._emit(hooks, method, target, endpoint, brand, attempt, started,
                                    resp, None, None)
                     return resp
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 error = error_from_response(status, resp.body, headers=resp.headers,
-                                            method=method, path=url.path,
+                                            method=method, path=_path(target),
                                             retry_after=retry_after)
                 if status == 401 and is_invalid_token(error):
                     if hooks:
-                        self._emit(hooks, method, url, endpoint, brand, attempt, started,
+                        self._emit(hooks, method, target, endpoint, brand, attempt, started,
                                    resp, None, None if replayed_401 else "invalid_token")
                     if replayed_401:
                         raise error
@@ -237,9 +248,9 @@ class Transport:
             if not retryable or (rate_limit_retries_left if throttled else retries_left) <= 0:
                 stop = failure
             elif not throttled and not self.retry_budget.try_spend():
-                stop = self._budget_spent(method, url, failure)
+                stop = self._budget_spent(method, target, failure)
             if hooks:
-                self._emit(hooks, method, url, endpoint, brand, attempt, started, resp,
+                self._emit(hooks, method, target, endpoint, brand, attempt, started, resp,
                            failure, None if stop is not None else _retry_reason(resp, failure))
             if stop is failure:
                 raise failure
@@ -254,21 +265,20 @@ class Transport:
                 delay = 0.0  # the limiter already holds this brand back for Retry-After
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("retry method=%s path=%s attempt=%d delay=%.3f reason=%s",
-                             method, url.path, attempt + 1, delay, type(failure).__name__)
+                             method, _path(target), attempt + 1, delay,
+                             type(failure).__name__)
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def _emit(self, hooks: tuple[EventHook, ...], method: str, url: URL, endpoint: str,
+    def _emit(self, hooks: tuple[EventHook, ...], method: str, target: str, endpoint: str,
               brand: str | None, attempt: int, started: float, resp: Response | None,
               failure: HMError | None, retry_reason: str | None) -> None:
         """Build the attempt's event (only called when there are hooks) and hand it out."""
         latency = time.perf_counter() - started
         lean = self.lean is not None and method == "GET"
         origin = self._origin
-        if origin is None:  # every URL is on the one API origin: read it once
-            origin = self._origin = (url.host or "", url.port or 0, url.scheme)
         emit(hooks, AttemptEvent(
-            method=method, path=path_template(url.path), endpoint=endpoint, brand=brand,
+            method=method, path=path_template(_path(target)), endpoint=endpoint, brand=brand,
             lane="lean" if lean else "aiohttp", attempt=attempt,
             status=None if resp is None else resp.status,
             error=failure.kind if isinstance(failure, TransportError) else None,
@@ -278,13 +288,13 @@ class Transport:
             host=origin[0], port=origin[1], scheme=origin[2]))
 
     @staticmethod
-    def _budget_spent(method: str, url: URL, failure: HMError) -> RetryBudgetExhaustedError:
+    def _budget_spent(method: str, target: str, failure: HMError) -> RetryBudgetExhaustedError:
         return RetryBudgetExhaustedError(
-            f"not retrying {method} {url.path}: the client-wide retry budget is "
+            f"not retrying {method} {_path(target)}: the client-wide retry budget is "
             f"spent (the API is failing for many requests); last error: {failure}",
             last_error=failure)
 
-    async def _send(self, method: str, url: URL, body: bytes | None,
+    async def _send(self, method: str, target: str, body: bytes | None,
                     timeout: Timeout) -> tuple[AccessToken, Response]:
         if not self._slots.try_take():
             await self._slots.take()
@@ -304,27 +314,33 @@ class Transport:
             lean = self.lean
             result: Response
             if lean is not None and method == "GET":
-                result = await lean.get(url.raw_path_qs, self._lean_block(lean, token),
+                result = await lean.get(target, self._lean_block(lean, token),
                                         total=timeout.total, connect=timeout.connect,
                                         read=timeout.read)
             else:
-                result = await self.lane.send(method, url, body=body,
+                result = await self.lane.send(method, URL(self.base_url + target, encoded=True),
+                                              body=body,
                                               headers=self._headers(token, body is not None),
                                               timeout=timeout)
         finally:
             self._slots.give()
         if debug:
             logger.debug("request method=%s path=%s status=%d latency_ms=%.1f request_id=%s",
-                         method, url.path, result.status,
+                         method, _path(target), result.status,
                          (time.perf_counter() - started) * 1000.0, result.request_id)
         if 300 <= result.status < 400:
             location = result.headers.get("Location", "")
             raise APIError(
-                f"HTTP {result.status} redirect on {method} {url.path} to {location!r} not "
+                f"HTTP {result.status} redirect on {method} {_path(target)} to {location!r} not "
                 f"followed: hm_async sends the bearer token only to the configured API origin",
-                status_code=result.status, method=method, path=url.path,
+                status_code=result.status, method=method, path=_path(target),
             )
         return token, result
+
+
+def _path(target: str) -> str:
+    """The path of a request target (its query left out), for messages, logs and events."""
+    return target.partition("?")[0]
 
 
 def _retry_reason(resp: Response | None, failure: HMError) -> str:
