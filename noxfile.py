@@ -44,6 +44,7 @@ def bench(session: nox.Session) -> None:
     for script in ("decode.py", "token_fastpath.py", "ratelimit.py", "fanout.py"):
         session.run("python", f"benchmarks/{script}", *session.posargs)
     session.run("python", "benchmarks/idle_tax.py")  # how to read fanout.py's paced row
+    session.run("python", "benchmarks/pacing_tick.py")
     if shutil.which("valgrind"):  # instruction counts: immune to a noisy machine
         session.run("python", "benchmarks/instructions.py")
 

@@ -14,7 +14,8 @@ Rows printed:
 2. hm.poll with a binding per-brand limit (``--paced-rate`` req/s per brand) vs the same
    poll unpaced (target: <= 1.2x), and its control: the bare aiohttp loop paced by a plain
    sleep to the same schedule, vs the bare loop unpaced (what spreading the same requests
-   out in time costs on the machine by itself);
+   out in time costs on the machine by itself); then the same limit released every 0.1 s
+   and 0.25 s (``RateLimits(pacing_tick=)``, default 0.02 s): fewer, bigger bursts;
 3. hm.poll vs an httpx.AsyncClient loop calling ``.json()`` (target: >= 10x less CPU);
 4. with uvloop installed (``hm-async[speed]``): hm.poll on uvloop's event loop;
 5. peak RSS growth while polling ``--rss-vins`` VINs (target: <= 50 MB);
@@ -258,10 +259,12 @@ async def hm_poll_aiohttp(server: Server, vins: Vins, concurrency: int) -> None:
     await hm_poll(server, vins, concurrency, lean_http=False)
 
 
-def hm_poll_paced(rate: float) -> Callable[[Server, Vins, int], Awaitable[None]]:
+def hm_poll_paced(rate: float, tick: float = PACING_TICK,
+                  ) -> Callable[[Server, Vins, int], Awaitable[None]]:
     """hm.poll with every brand limited to ``rate`` requests per second (a binding limit
-    when ``rate`` times the number of brands is below what the unpaced poll reaches)."""
-    limits = RateLimits(default=rate)
+    when ``rate`` times the number of brands is below what the unpaced poll reaches),
+    released every ``tick`` seconds (``RateLimits(pacing_tick=)``)."""
+    limits = RateLimits(default=rate, pacing_tick=tick)
 
     async def paced(server: Server, vins: Vins, concurrency: int) -> None:
         await hm_poll(server, vins, concurrency, rate_limits=limits)
@@ -446,7 +449,9 @@ def cpu_rows(args: argparse.Namespace) -> None:
         vins = cycle(server.vehicles, args.vins)
         asyncio.run(hm_poll(server, vins[:200], args.concurrency))  # warm up both sides
         loops: list[Loop] = [bare_aiohttp, hm_poll, hm_poll_paced(args.paced_rate),
-                             bare_aiohttp_paced(args.paced_rate), lean_aiohttp_decode,
+                             bare_aiohttp_paced(args.paced_rate),
+                             hm_poll_paced(args.paced_rate, 0.1),
+                             hm_poll_paced(args.paced_rate, 0.25), lean_aiohttp_decode,
                              hm_poll_aiohttp, hm_poll_async_source]
         try:
             import httpx  # noqa: F401
@@ -484,6 +489,10 @@ def cpu_rows(args: argparse.Namespace) -> None:
             f"{bare_paced_over_bare:.2f}x the bare loop unpaced (the machine's idle cost)")
         print(f"{'':44s} {'':8s} {'':8s}   paced hm.poll's cost over its unpaced run, relative "
               f"to the bare loop's: {paced_over_unpaced / bare_paced_over_bare:.2f}")
+        for fn, tick in ((loops[4], 0.1), (loops[5], 0.25)):
+            row(f"hm.poll, same limit, pacing_tick={tick:g} s", fn,
+                f"{same_round_ratio(rounds[fn], ours):.2f}x unpaced (bursts of "
+                f"{args.paced_rate * tick:g} per brand)")
         row("floor: lean aiohttp + typed decode", lean_aiohttp_decode,
             "(no client logic at all)")
         row("hm.poll, lean_http=False (all aiohttp)", hm_poll_aiohttp,

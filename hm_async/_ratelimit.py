@@ -32,7 +32,8 @@ the time to the send), so a tick's requests go out in one burst and their answer
 back in one or two wake-ups, instead of a wake-up per grant. A newcomer is granted at
 once only when nobody waits. Per grant that is one future and at most one timer per
 brand, instead of the lock, aiolimiter's future and timer and a sleep per request of the
-first design; fixed-rate timers are also aligned on a ``PACING_TICK`` grid, so the brands
+first design; fixed-rate timers are also aligned on a grid of ``RateLimits.pacing_tick``
+(``PACING_TICK``, 20 ms, by default), so the brands
 of a fleet poll wake the event loop together instead of each on its own (measured in
 ``benchmarks/fanout.py``, whose control row shows what spreading a poll's work in time
 costs by itself).
@@ -63,12 +64,12 @@ from collections.abc import Callable
 
 import msgspec
 
-from ._config import ADAPTIVE_MIN, ADAPTIVE_START, MAX_FIXED_RATE, RateLimits
+from ._config import ADAPTIVE_MIN, ADAPTIVE_START, MAX_FIXED_RATE, PACING_TICK, RateLimits
 from ._retry import MAX_RETRY_AFTER
 
 # RateLimits and the adaptive defaults live in _config with the other settings; they are
 # re-exported here for the code that always imported them from this module.
-__all__ = ["ADAPTIVE_MIN", "ADAPTIVE_START", "MAX_FIXED_RATE", "BrandRateState",
+__all__ = ["ADAPTIVE_MIN", "ADAPTIVE_START", "MAX_FIXED_RATE", "PACING_TICK", "BrandRateState",
            "RateLimiterRegistry", "RateLimits"]
 
 DEFAULT_PAUSE = 1.0
@@ -77,15 +78,15 @@ DECREASE = 0.8
 INCREASE = 0.05
 #: Without a generation, further 429s do not cut again until this long after the pause.
 CUT_HOLDOFF = 1.0
-#: Fixed-rate pacing timers fire on a grid of this many seconds, so the timers of several
-#: brands coincide and wake the event loop once; the bucket's slack (at least one tick)
-#: absorbs the rounding, so the long-run rate is kept. 20 ms rather than 5: every idle
-#: wake-up of the loop costs CPU of its own (``benchmarks/idle_tax.py``: ~60 µs on the
-#: development VMs), and a paced poll at 300 req/s x 8 brands costs 1.3-1.7x instead of
-#: 1.8-2.2x the unpaced poll (``benchmarks/fanout.py``). The price: a brand at its limit sends a
-#: tick's worth of requests (``R x 0.02``) together, and a queued request may wait up to a
-#: tick longer; the one-second window bound is unchanged.
-PACING_TICK = 0.02
+#: ``PACING_TICK`` (in ``_config``, the default of ``RateLimits.pacing_tick``): fixed-rate
+#: pacing timers fire on a grid of this many seconds, so the timers of several brands
+#: coincide and wake the event loop once; the bucket's slack (at least one tick) absorbs the
+#: rounding, so the long-run rate is kept. 20 ms rather than 5: every idle wake-up of the
+#: loop costs CPU of its own (``benchmarks/idle_tax.py``: ~60 µs on the development VMs).
+#: The price of a coarser tick: a brand at its limit sends a tick's worth of requests
+#: (``R x tick``) together, and a queued request may wait up to a tick longer; the
+#: one-second window bound is unchanged. ``benchmarks/fanout.py`` measures the default and
+#: coarser ticks.
 #: Extra spacing added to the sliding-window rule, so an observer that reads the clock a
 #: little after the grant (the caller, or the server after the request crossed localhost)
 #: still never sees ``R + 1`` requests within one second. Costs 2% of the rate at most.
@@ -128,8 +129,8 @@ class _Brand:
     half-open window ``[s, s+W)`` held ``n+1`` grants ``t_j..t_{j+n}``, then
     ``t_{j+n} - t_j < W``, contradicting the rule. Hence no one-second window holds more than
     ``n <= R`` grants. A GCRA bucket in front (theoretical arrival time ``tat``, one grant
-    per ``1/R``, slack ``tau = max(1/R, PACING_TICK)``, i.e. a capacity of about
-    ``max(2, R * PACING_TICK + 1)``) spreads
+    per ``1/R``, slack ``tau = max(1/R, tick)``, i.e. a capacity of about
+    ``max(2, R * tick + 1)``) spreads
     the grants evenly and lets the slack absorb event-loop timer lag and the tick rounding;
     with no slack every late wake-up would be lost for good (measured: 5% under load at 20/s,
     30% at 200/s), and aiolimiter's usual ``AsyncLimiter(R, 1)`` starts empty and lets up to
@@ -140,8 +141,8 @@ class _Brand:
     __slots__ = (
         "ai_step", "first_seen", "generation", "grants", "idx", "last_grant", "log", "log_i",
         "max_rate", "min_rate", "mode", "name", "no_cut_until", "paused_until", "queue", "rate",
-        "rate_limited", "recover_to", "slack", "slot", "slow_start", "succ", "tat", "timer",
-        "total", "waiting", "window",
+        "rate_limited", "recover_to", "slack", "slot", "slow_start", "succ", "tat", "tick",
+        "timer", "total", "waiting", "window",
     )
 
     def __init__(self, name: str, limits: RateLimits, now: float) -> None:
@@ -152,6 +153,7 @@ class _Brand:
         self.window = 1.0
         self.tat = -math.inf
         self.slack = 0.0
+        self.tick = limits.pacing_tick
         if limit is None:
             self.mode = _ADAPTIVE
             self.rate = limits.adaptive_start
@@ -161,7 +163,7 @@ class _Brand:
         else:
             self.mode = _FIXED
             self.rate = limit
-            self.slack = max(1.0 / limit, PACING_TICK)
+            self.slack = max(1.0 / limit, self.tick)
             self.log = [-math.inf] * max(1, math.floor(limit))
             self.window = 1.0 if limit >= 1.0 else 1.0 / limit
         self.min_rate = limits.adaptive_min
@@ -337,7 +339,8 @@ class RateLimiterRegistry:
             if now < at:
                 when = loop.time() + (at - now)
                 if b.mode == _FIXED:  # on the tick grid, with the other brands' timers
-                    when = math.ceil(when / PACING_TICK) * PACING_TICK
+                    tick = b.tick
+                    when = math.ceil(when / tick) * tick
                 timer = b.timer
                 if timer is not None:
                     if timer.when() <= when:

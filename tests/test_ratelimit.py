@@ -490,3 +490,45 @@ async def test_the_grants_of_one_tick_resume_together_in_one_loop_iteration() ->
     assert len(by_iteration) <= 0.4 * sum(by_iteration.values()), by_iteration
     # first come, first served within a brand still holds
     assert [b for _, b in resumed].count("bmw") == 20
+
+
+def test_pacing_tick_is_checked_and_shown() -> None:
+    assert RateLimits().pacing_tick == 0.02
+    assert "pacing_tick=0.25" in repr(RateLimits(pacing_tick=0.25))
+    for bad in (0.0, -1.0, 2.0, math.nan):
+        with pytest.raises(ValueError, match="pacing_tick"):
+            RateLimits(pacing_tick=bad)
+
+
+@pytest.mark.parametrize("tick", [0.02, 0.1])
+async def test_a_coarser_pacing_tick_releases_bigger_batches_within_the_limit(
+        tick: float) -> None:
+    # RateLimits(pacing_tick=): a brand held back by its limit is released every `tick`
+    # seconds, R x tick requests at a time (fewer idle wake-ups of the event loop), and
+    # no one-second window ever holds more than R, whatever the tick.
+    rate = 100.0
+    loop = asyncio.get_running_loop()
+    reg = RateLimiterRegistry(RateLimits({"bmw": rate}, pacing_tick=tick))
+    while reg.try_acquire("bmw") is not None:  # spend the start-up slack: all paced now
+        pass
+    granted: list[float] = []
+
+    async def waiter() -> None:
+        await reg.acquire("bmw")
+        granted.append(loop.time())
+
+    await asyncio.gather(*(waiter() for _ in range(60)))
+    # grants of one release resume in one loop iteration, (nearly) at one clock reading;
+    # releases are a tick apart
+    releases = [1]
+    for before, after in itertools.pairwise(granted):
+        if after - before > 0.005:
+            releases.append(1)
+        else:
+            releases[-1] += 1
+    assert max(releases) >= rate * tick * 0.8, releases
+    assert len(releases) <= 60 / (rate * tick) + 2, releases
+    elapsed = granted[-1] - granted[0]
+    assert elapsed >= (60 - rate * tick - 1) / rate * 0.95  # the long-run rate is kept
+    assert all(bisect.bisect_left(granted, t + 1.0) - i <= rate
+               for i, t in enumerate(granted))
