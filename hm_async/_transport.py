@@ -159,7 +159,7 @@ class Transport:
         ``target`` is the request target on the API origin: an already URL-encoded path
         starting with ``/``, optionally with ``?query``.
         """
-        if target[:1] != "/":
+        if target[:1] != "/" or target[:2] == "//":  # ("//host/..." names another host)
             raise ValueError(f"request target {target[:60]!r} is not a path on the API origin")
         retries_left = self.max_retries if max_retries is None else max_retries
         rate_limit_retries_left = MAX_RATE_LIMIT_RETRIES if retries_left > 0 else 0

@@ -99,3 +99,20 @@ async def test_the_poller_needs_a_fetch_callable_not_a_client(emulator: Emulator
     assert isinstance(results[vins[0]].error, InvalidVehicleError)
     assert all(results[v].ok and results[v].brand for v in vins[1:])
     assert emulator.stats.count("vehicle_data") == 4
+
+
+@pytest.mark.parametrize("target", ["https://elsewhere.example/v1/fleets/vehicles",
+                                    "//elsewhere.example/v1/x", "v1/fleets/vehicles", ""])
+async def test_requests_are_named_by_target_on_the_api_origin_only(
+        emulator: Emulator, target: str) -> None:
+    """Resources hand the transport a request target (path and query); only the transport
+    joins it to the configured origin. Anything that is not a path there is refused before
+    a token is attached or a byte is sent, on both lanes."""
+    async with HMClient(emulator.client_credentials, base_url=emulator.url) as hm:
+        for method in ("GET", "POST"):  # the GET lane and the aiohttp lane
+            with pytest.raises(ValueError, match="not a path on the API origin"):
+                await hm._requester.request(method, target, endpoint="x", idempotent=True)
+        assert emulator.stats.token_requests == 0
+        # a real target works, query included (the clearance list's filter)
+        listed = await hm.clearance.list(vins=[emulator.vehicles[0].vin])
+        assert [c.vin for c in listed] == [emulator.vehicles[0].vin]
