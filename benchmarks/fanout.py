@@ -189,13 +189,19 @@ async def run_workers(n: int, concurrency: int, one: Callable[[int], Awaitable[A
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def bare_aiohttp(server: Server, vins: Vins, concurrency: int) -> None:
+async def bare_aiohttp(server: Server, vins: Vins, concurrency: int,
+                       release_at: Callable[[int], float] | None = None) -> None:
+    """The baseline: GET each VIN, read and discard the body. With ``release_at``, request
+    ``i`` first sleeps until that loop time (the paced control)."""
     token = await token_for(server)
     headers = {"Authorization": f"Bearer {token}"}
+    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency)
     ) as session:
         async def one(i: int) -> None:
+            if release_at is not None and (delay := release_at(i) - loop.time()) > 0:
+                await asyncio.sleep(delay)
             url = f"{server.url}/v1/vehicle-data/autoapi-13/{vins[i][0]}"
             async with session.get(url, headers=headers) as r:
                 await r.read()
@@ -284,22 +290,9 @@ def bare_aiohttp_paced(rate: float) -> Callable[[Server, Vins, int], Awaitable[N
     async def paced(server: Server, vins: Vins, concurrency: int) -> None:
         per_second = rate * len({b for _, b in vins})
         batch = max(1, round(per_second * PACING_TICK))
-        token = await token_for(server)
-        headers = {"Authorization": f"Bearer {token}"}
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency)
-        ) as session:
-            async def one(i: int) -> None:
-                delay = started + (i // batch) * batch / per_second - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                url = f"{server.url}/v1/vehicle-data/autoapi-13/{vins[i][0]}"
-                async with session.get(url, headers=headers) as r:
-                    await r.read()
-
-            await run_workers(len(vins), concurrency, one)
+        started = asyncio.get_running_loop().time()
+        await bare_aiohttp(server, vins, concurrency,
+                           release_at=lambda i: started + (i // batch) * batch / per_second)
 
     return paced
 
@@ -332,16 +325,21 @@ def _run(fn: Loop, server: Server, vins: Vins, concurrency: int) -> None:
 
 
 def cpu_per_vin(fns: list[Loop], server: Server, vins: Vins, concurrency: int,
-                repeat: int) -> list[list[float]]:
+                repeat: int, wall: list[list[float]] | None = None) -> list[list[float]]:
     """Client CPU seconds per VIN of each loop in each round; rounds interleave the loops,
-    so drift of a shared machine (or of the server) hits all of them alike."""
+    so drift of a shared machine (or of the server) hits all of them alike. ``wall``, if
+    given, receives each run's wall time in seconds, in the same shape."""
     rounds: list[list[float]] = [[] for _ in fns]
+    if wall is not None:
+        wall[:] = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
             gc.collect()
-            started = time.process_time()
+            started, clock = time.process_time(), time.perf_counter()
             _run(fn, server, vins, concurrency)
             rounds[i].append((time.process_time() - started) / len(vins))
+            if wall is not None:
+                wall[i].append(time.perf_counter() - clock)
     return rounds
 
 
@@ -448,10 +446,11 @@ def cpu_rows(args: argparse.Namespace) -> None:
     try:
         vins = cycle(server.vehicles, args.vins)
         asyncio.run(hm_poll(server, vins[:200], args.concurrency))  # warm up both sides
-        loops: list[Loop] = [bare_aiohttp, hm_poll, hm_poll_paced(args.paced_rate),
-                             bare_aiohttp_paced(args.paced_rate),
-                             hm_poll_paced(args.paced_rate, 0.1),
-                             hm_poll_paced(args.paced_rate, 0.25), lean_aiohttp_decode,
+        paced = hm_poll_paced(args.paced_rate)
+        control = bare_aiohttp_paced(args.paced_rate)
+        coarser = [(tick, hm_poll_paced(args.paced_rate, tick)) for tick in (0.1, 0.25)]
+        loops: list[Loop] = [bare_aiohttp, hm_poll, paced, control,
+                             *(fn for _, fn in coarser), lean_aiohttp_decode,
                              hm_poll_aiohttp, hm_poll_async_source]
         try:
             import httpx  # noqa: F401
@@ -481,15 +480,15 @@ def cpu_rows(args: argparse.Namespace) -> None:
 
         row("bare aiohttp loop (read, discard)", bare_aiohttp)
         row("hm.poll (typed decode), unpaced", hm_poll, "target <= 0.50")
-        row("hm.poll, binding per-brand limit", loops[2],
-            f"{same_round_ratio(rounds[loops[2]], ours):.2f}x unpaced (target <= 1.20)")
-        paced_over_unpaced = same_round_ratio(rounds[loops[2]], ours)
-        bare_paced_over_bare = same_round_ratio(rounds[loops[3]], base)
-        row("control: bare aiohttp loop, same pacing", loops[3],
+        paced_over_unpaced = same_round_ratio(rounds[paced], ours)
+        bare_paced_over_bare = same_round_ratio(rounds[control], base)
+        row("hm.poll, binding per-brand limit", paced,
+            f"{paced_over_unpaced:.2f}x unpaced (target <= 1.20)")
+        row("control: bare aiohttp loop, same pacing", control,
             f"{bare_paced_over_bare:.2f}x the bare loop unpaced (the machine's idle cost)")
         print(f"{'':44s} {'':8s} {'':8s}   paced hm.poll's cost over its unpaced run, relative "
               f"to the bare loop's: {paced_over_unpaced / bare_paced_over_bare:.2f}")
-        for fn, tick in ((loops[4], 0.1), (loops[5], 0.25)):
+        for tick, fn in coarser:
             row(f"hm.poll, same limit, pacing_tick={tick:g} s", fn,
                 f"{same_round_ratio(rounds[fn], ours):.2f}x unpaced (bursts of "
                 f"{args.paced_rate * tick:g} per brand)")

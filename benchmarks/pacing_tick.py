@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
-import time
 
-from fanout import Loop, cycle, hm_poll, hm_poll_paced, same_round_ratio, static_server
+from fanout import (
+    Loop,
+    cpu_per_vin,
+    cycle,
+    hm_poll,
+    hm_poll_paced,
+    same_round_ratio,
+    static_server,
+)
 
 
 def main() -> None:
@@ -35,22 +41,18 @@ def main() -> None:
         asyncio.run(hm_poll(server, vins[:200], args.concurrency))  # warm up both sides
         loops: dict[str, Loop] = {"unpaced": hm_poll}
         loops.update({f"pacing_tick={t:g} s": hm_poll_paced(args.paced_rate, t) for t in ticks})
-        cpu: dict[str, list[float]] = {k: [] for k in loops}
-        wall: dict[str, list[float]] = {k: [] for k in loops}
-        for _ in range(args.repeat):
-            for label, fn in loops.items():
-                gc.collect()
-                started, clock = time.process_time(), time.perf_counter()
-                asyncio.run(fn(server, vins, args.concurrency))
-                cpu[label].append((time.process_time() - started) / len(vins))
-                wall[label].append(time.perf_counter() - clock)
+        wall: list[list[float]] = []
+        rounds = cpu_per_vin(list(loops.values()), server, vins, args.concurrency,
+                             args.repeat, wall=wall)
+        cpu = dict(zip(loops, rounds, strict=True))
+        walls = dict(zip(loops, wall, strict=True))
         print(f"server: {name}; {args.vins} VINs, {args.paced_rate:g} req/s per brand; ratio = "
               f"median over {args.repeat} rounds of the same-round CPU ratio to unpaced")
         print(f"{'hm.poll':24s} {'best µs':>8s} {'ratio':>7s} {'wall s':>7s}")
         for label in loops:
             print(f"{label:24s} {min(cpu[label]) * 1e6:8.1f} "
                   f"{same_round_ratio(cpu[label], cpu['unpaced']):7.2f} "
-                  f"{statistics.median(wall[label]):7.2f}")
+                  f"{statistics.median(walls[label]):7.2f}")
     finally:
         server.close()
 

@@ -76,9 +76,12 @@ ADAPTIVE_MIN = 0.5
 #: Highest finite limit (the limiter keeps ``floor(R)`` timestamps). Use ``math.inf``.
 MAX_FIXED_RATE = 10_000.0
 #: A brand held back by its fixed limit is released every this many seconds, ``R x tick``
-#: requests together (see ``hm_async._ratelimit``): 20 ms keeps a 300/s brand at six
-#: requests per burst, which a server with a small burst allowance accepts; a fleet job
-#: may choose a coarser tick (``RateLimits(pacing_tick=...)``) to spend less CPU.
+#: requests together (see ``hm_async._ratelimit``). Every release wakes an idle event loop,
+#: which costs CPU of its own (``benchmarks/idle_tax.py``: ~60 µs on the development VMs),
+#: so 20 ms rather than 5; and 20 ms rather than more because it keeps a 300/s brand at six
+#: requests per burst, which a server with a small burst allowance accepts. A fleet job may
+#: choose a coarser tick (``RateLimits(pacing_tick=...)``) to spend less CPU, for bigger
+#: bursts and up to a tick more waiting; the one-second window bound holds for any tick.
 PACING_TICK = 0.02
 #: The range ``pacing_tick`` may take: finer wakes the event loop for a request or two;
 #: coarser than a second would break up the one-second window the limit is about.

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-__all__ = ["AttemptEvent", "EventHook", "emit", "path_template"]
+__all__ = ["AttemptEvent", "EventHook", "emit", "path_template", "request_path"]
 
 logger = logging.getLogger("hm_async")
 
@@ -77,6 +77,12 @@ _VIN_SEGMENT = re.compile(r"/[A-Za-z0-9]{17}(?=/|$)")
 # Hooks whose failure was logged already (weakly held: a dropped hook is forgotten).
 _failed_hooks: weakref.WeakSet[EventHook] = weakref.WeakSet()
 _failed_ids: set[int] = set()  # for hooks that cannot be weakly referenced
+
+
+def request_path(target: str) -> str:
+    """The path of a request target (its query left out): what error messages, logs and
+    events name, so a VIN-bearing query string never reaches them."""
+    return target.partition("?")[0]
 
 
 def path_template(path: str) -> str:

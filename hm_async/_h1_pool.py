@@ -44,6 +44,7 @@ import aiohappyeyeballs
 
 from ._config import DNS_CACHE_SECONDS
 from ._errors import HMTimeoutError, StaleConnectionError, TransportError
+from ._events import request_path
 from ._h1_parser import ParsedResponse, ProtocolError, ResponseParser
 from ._h1_proxy import ProxyConfig, open_tunnel
 from ._network_errors import map_network_error
@@ -108,7 +109,7 @@ class _Connection(asyncio.BufferedProtocol):
             response = self.parser.feed(data)
         except ProtocolError as exc:
             waiter.set_exception(TransportError(
-                f"invalid HTTP answer to GET {_path(self.target)}: {exc}"))
+                f"invalid HTTP answer to GET {request_path(self.target)}: {exc}"))
             self.close()
             return
         if response is not None:
@@ -133,7 +134,8 @@ class _Connection(asyncio.BufferedProtocol):
             kind, seconds = "read", self.read_limit
         else:
             return False
-        waiter.set_exception(HMTimeoutError.fired(kind, seconds, "GET", _path(self.target)))
+        waiter.set_exception(HMTimeoutError.fired(kind, seconds, "GET",
+                                                  request_path(self.target)))
         return True
 
     def _between_answers(self, data: bytes | memoryview) -> None:
@@ -160,7 +162,7 @@ class _Connection(asyncio.BufferedProtocol):
             response = self.parser.feed_eof()
         except ProtocolError as error:
             waiter.set_exception(TransportError(
-                f"connection failure on GET {_path(self.target)}: {error}"))
+                f"connection failure on GET {request_path(self.target)}: {error}"))
             return
         if response is not None:
             waiter.set_result(response)
@@ -196,8 +198,12 @@ class LeanHTTP:
         self._closed = False
         self._sweep: asyncio.TimerHandle | None = None  # the one timer that checks limits
         self._sweep_at = math.inf
-        # the origin's (or proxy's) addresses, resolved once for DNS_CACHE_SECONDS
-        self._addresses: tuple[float, Sequence[AddrInfo]] | None = None
+        # the addresses connections go to (the origin's, or the proxy's): an IP address as it
+        # is, for good; a name resolved once for DNS_CACHE_SECONDS (see _resolve)
+        to = (host, port) if self.proxy is None else (self.proxy.host, self.proxy.port)
+        literal = _ip_literal(*to)
+        self._addresses: tuple[float, Sequence[AddrInfo]] | None = (
+            None if literal is None else (math.inf, literal))
         self._resolving: asyncio.Task[Sequence[AddrInfo]] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the first request
         default_port = 443 if ssl is not None else 80
@@ -265,7 +271,7 @@ class LeanHTTP:
                 # Usually closed while idle, but the server may also have read (even
                 # executed) the GET before closing: the policy loop decides on a re-send.
                 raise StaleConnectionError(
-                    f"connection failure on GET {_path(target)}: the server closed a "
+                    f"connection failure on GET {request_path(target)}: the server closed a "
                     f"reused keep-alive connection before answering") from None
             raise _closed_new_connection(target) from None
         except BaseException:
@@ -394,9 +400,9 @@ class LeanHTTP:
                 raise asyncio.TimeoutError
             _, conn = connecting.result()
         except (asyncio.TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError too
-            raise map_network_error(exc, method="GET", path=_path(target), host=self.host,
-                                    port=self.port, fired=kind, seconds=seconds,
-                                    connecting=True) from exc
+            raise map_network_error(exc, method="GET", path=request_path(target),
+                                    host=self.host, port=self.port, fired=kind,
+                                    seconds=seconds, connecting=True) from exc
         if self._closed:
             conn.close()
             raise TransportError("the client is closed", kind="shutdown")
@@ -440,9 +446,6 @@ class LeanHTTP:
         address needs no lookup at all. A failed lookup is not cached: the next connection
         asks again.
         """
-        literal = _ip_literal(host, port)
-        if literal is not None:
-            return literal
         cached = self._addresses
         if cached is not None and loop.time() < cached[0]:
             return cached[1]
@@ -497,9 +500,6 @@ def _close_unwanted(connecting: asyncio.Task[tuple[asyncio.BaseTransport, _Conne
 
 
 def _closed_new_connection(target: str) -> TransportError:
-    return TransportError(f"connection failure on GET {_path(target)}: the server closed a "
-                          f"new connection without answering", kind="closed")
+    return TransportError(f"connection failure on GET {request_path(target)}: the server "
+                          f"closed a new connection without answering", kind="closed")
 
-
-def _path(target: str) -> str:
-    return target.split("?", 1)[0]

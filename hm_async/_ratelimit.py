@@ -33,10 +33,10 @@ back in one or two wake-ups, instead of a wake-up per grant. A newcomer is grant
 once only when nobody waits. Per grant that is one future and at most one timer per
 brand, instead of the lock, aiolimiter's future and timer and a sleep per request of the
 first design; fixed-rate timers are also aligned on a grid of ``RateLimits.pacing_tick``
-(``PACING_TICK``, 20 ms, by default), so the brands
-of a fleet poll wake the event loop together instead of each on its own (measured in
-``benchmarks/fanout.py``, whose control row shows what spreading a poll's work in time
-costs by itself).
+seconds (``PACING_TICK`` in ``_config``, 20 ms by default; the bucket's slack of at least
+one tick absorbs the rounding, so the long-run rate is kept), so the brands of a fleet poll
+wake the event loop together instead of each on its own (measured in
+``benchmarks/fanout.py`` and ``benchmarks/pacing_tick.py``).
 
 Constants and why:
 
@@ -78,15 +78,6 @@ DECREASE = 0.8
 INCREASE = 0.05
 #: Without a generation, further 429s do not cut again until this long after the pause.
 CUT_HOLDOFF = 1.0
-#: ``PACING_TICK`` (in ``_config``, the default of ``RateLimits.pacing_tick``): fixed-rate
-#: pacing timers fire on a grid of this many seconds, so the timers of several brands
-#: coincide and wake the event loop once; the bucket's slack (at least one tick) absorbs the
-#: rounding, so the long-run rate is kept. 20 ms rather than 5: every idle wake-up of the
-#: loop costs CPU of its own (``benchmarks/idle_tax.py``: ~60 µs on the development VMs).
-#: The price of a coarser tick: a brand at its limit sends a tick's worth of requests
-#: (``R x tick``) together, and a queued request may wait up to a tick longer; the
-#: one-second window bound is unchanged. ``benchmarks/fanout.py`` measures the default and
-#: coarser ticks.
 #: Extra spacing added to the sliding-window rule, so an observer that reads the clock a
 #: little after the grant (the caller, or the server after the request crossed localhost)
 #: still never sees ``R + 1`` requests within one second. Costs 2% of the rate at most.

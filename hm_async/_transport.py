@@ -50,7 +50,7 @@ from ._errors import (
     error_from_response,
     is_invalid_token,
 )
-from ._events import AttemptEvent, EventHook, emit, path_template
+from ._events import AttemptEvent, EventHook, emit, path_template, request_path
 from ._h1_pool import LeanHTTP
 from ._limiter import RateLimiter
 from ._metering import TRANSPORT_FAILURE, UsageMeter, outcome_of
@@ -204,7 +204,7 @@ class Transport:
                             self._emit(hooks, method, target, endpoint, brand, attempt, started,
                                        None, exc, "stale_connection")
                         logger.debug("resend method=%s path=%s reason=stale connection",
-                                     method, _path(target))
+                                     method, request_path(target))
                         continue
                     if hooks:
                         self._emit(hooks, method, target, endpoint, brand, attempt, started,
@@ -225,7 +225,7 @@ class Transport:
                     return resp
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 error = error_from_response(status, resp.body, headers=resp.headers,
-                                            method=method, path=_path(target),
+                                            method=method, path=request_path(target),
                                             retry_after=retry_after)
                 if status == 401 and is_invalid_token(error):
                     if hooks:
@@ -265,7 +265,7 @@ class Transport:
                 delay = 0.0  # the limiter already holds this brand back for Retry-After
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("retry method=%s path=%s attempt=%d delay=%.3f reason=%s",
-                             method, _path(target), attempt + 1, delay,
+                             method, request_path(target), attempt + 1, delay,
                              type(failure).__name__)
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -278,7 +278,7 @@ class Transport:
         lean = self.lean is not None and method == "GET"
         origin = self._origin
         emit(hooks, AttemptEvent(
-            method=method, path=path_template(_path(target)), endpoint=endpoint, brand=brand,
+            method=method, path=path_template(request_path(target)), endpoint=endpoint, brand=brand,
             lane="lean" if lean else "aiohttp", attempt=attempt,
             status=None if resp is None else resp.status,
             error=failure.kind if isinstance(failure, TransportError) else None,
@@ -290,7 +290,7 @@ class Transport:
     @staticmethod
     def _budget_spent(method: str, target: str, failure: HMError) -> RetryBudgetExhaustedError:
         return RetryBudgetExhaustedError(
-            f"not retrying {method} {_path(target)}: the client-wide retry budget is "
+            f"not retrying {method} {request_path(target)}: the client-wide retry budget is "
             f"spent (the API is failing for many requests); last error: {failure}",
             last_error=failure)
 
@@ -326,21 +326,17 @@ class Transport:
             self._slots.give()
         if debug:
             logger.debug("request method=%s path=%s status=%d latency_ms=%.1f request_id=%s",
-                         method, _path(target), result.status,
+                         method, request_path(target), result.status,
                          (time.perf_counter() - started) * 1000.0, result.request_id)
         if 300 <= result.status < 400:
             location = result.headers.get("Location", "")
+            path = request_path(target)
             raise APIError(
-                f"HTTP {result.status} redirect on {method} {_path(target)} to {location!r} not "
+                f"HTTP {result.status} redirect on {method} {path} to {location!r} not "
                 f"followed: hm_async sends the bearer token only to the configured API origin",
-                status_code=result.status, method=method, path=_path(target),
+                status_code=result.status, method=method, path=path,
             )
         return token, result
-
-
-def _path(target: str) -> str:
-    """The path of a request target (its query left out), for messages, logs and events."""
-    return target.partition("?")[0]
 
 
 def _retry_reason(resp: Response | None, failure: HMError) -> str:
