@@ -532,3 +532,28 @@ async def test_a_coarser_pacing_tick_releases_bigger_batches_within_the_limit(
     assert elapsed >= (60 - rate * tick - 1) / rate * 0.95  # the long-run rate is kept
     assert all(bisect.bisect_left(granted, t + 1.0) - i <= rate
                for i, t in enumerate(granted))
+
+
+async def test_a_brand_at_its_limit_is_released_on_the_tick_grid_not_a_request_at_a_time(
+) -> None:
+    # A fixed brand's bucket is read as of the last point of the tick grid. A request that
+    # comes between two points gets only what was free at the last one, so a brand at its
+    # limit sends R x tick requests per point instead of one each time a token accrues
+    # (every 1/R seconds: a wake-up of the event loop each).
+    rate, tick = 100.0, 0.02  # a token every 10 ms, two per tick
+    now = [1000.0]  # on the grid
+    reg = RateLimiterRegistry(RateLimits({"bmw": rate}, pacing_tick=tick), clock=lambda: now[0])
+    await reg.acquire("bmw")  # (a brand is set up by its first acquire)
+    burst = 1
+    while reg.try_acquire("bmw") is not None:  # the start-up slack
+        burst += 1
+    assert burst == 3  # a tick's worth plus one
+    for mid_tick in (0.011, 0.0199):  # a token accrued by now, but no grid point passed
+        now[0] = 1000.0 + mid_tick
+        assert reg.try_acquire("bmw") is None
+    for point in (1, 2, 3):
+        now[0] = 1000.0 + point * tick
+        granted = 0
+        while reg.try_acquire("bmw") is not None:
+            granted += 1
+        assert granted == rate * tick  # the point's batch, and not one more
