@@ -45,6 +45,7 @@ def bench(session: nox.Session) -> None:
         session.run("python", f"benchmarks/{script}", *session.posargs)
     session.run("python", "benchmarks/idle_tax.py")  # how to read fanout.py's paced row
     session.run("python", "benchmarks/pacing_tick.py")
+    session.run("python", "benchmarks/pacing_cost.py")  # pacing's cost in our own code
     if shutil.which("valgrind"):  # instruction counts: immune to a noisy machine
         session.run("python", "benchmarks/instructions.py")
 
