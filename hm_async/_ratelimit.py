@@ -32,15 +32,16 @@ the time to the send), so a tick's requests go out in one burst and their answer
 back in one or two wake-ups, instead of a wake-up per grant. A newcomer is granted at
 once only when nobody waits. Per grant that is one future and at most one timer per
 brand, instead of the lock, aiolimiter's future and timer and a sleep per request of the
-first design. A fixed brand is released only on a grid of ``RateLimits.pacing_tick``
-seconds (``PACING_TICK`` in ``_config``, 20 ms by default): its bucket is read as of the
-last grid point, so a newcomer between two points gets only what was free at the last one
-(the bucket's slack of at least one tick absorbs the rounding, so the long-run rate is
-kept). A brand at its limit therefore sends about ``R * tick`` requests per grid point
-instead of one request each time a token accrues (each a wake-up of its own), and the
-brands of a fleet poll wake the event loop together (a poll at 300/s for each of 8 brands:
-365 instead of 540 passes of the event loop, 130 instead of 162 of them after a sleep;
-measured in ``benchmarks/fanout.py`` and ``benchmarks/pacing_tick.py``).
+first design. A fixed brand's bucket is read on a grid of ``RateLimits.pacing_tick``
+seconds (``PACING_TICK`` in ``_config``, 20 ms by default), as of the last grid point, so a
+newcomer between two points gets only what was free at the last one (the bucket's slack of
+at least one tick absorbs the rounding, so the long-run rate is kept; the one-second
+window rule is not rounded, see :class:`_Brand`). A brand at its limit therefore sends
+about ``R * tick`` requests per grid point instead of one each time a token accrues (each a
+wake-up of its own), and the brands of a fleet poll wake the event loop together: a poll
+at 300/s for each of 8 brands makes 365 instead of 540 passes of the event loop, 130
+instead of 162 of them after a sleep (its CPU time moved by less than the machines'
+noise; ``benchmarks/fanout.py``, ``benchmarks/pacing_tick.py``, ``benchmarks/pacing_cost.py``).
 
 Constants and why:
 
@@ -131,13 +132,19 @@ class _Brand:
     ``n <= R`` grants. A GCRA bucket in front (theoretical arrival time ``tat``, one grant
     per ``1/R``, slack ``tau = max(1/R, tick)``, i.e. a capacity of about
     ``max(2, R * tick + 1)``), read on the tick grid (a grant is allowed from the first
-    grid point at or after the time the bucket and the log allow it; rounding up only
-    delays a grant, so the window bound is untouched), spreads
+    grid point at or after the time the bucket allows it; rounding up only delays a
+    grant), spreads
     the grants evenly and lets the slack absorb event-loop timer lag and the tick rounding;
     with no slack every late wake-up would be lost for good (measured: 5% under load at 20/s,
     30% at 200/s), and aiolimiter's usual ``AsyncLimiter(R, 1)`` starts empty and lets up to
     ``2R`` through in its first second — the log rule caps both. Adaptive brands have no
     slack (a grant at most every ``1/rate`` after the last one, at the current rate).
+
+    The log rule is not rounded to the grid. Tick batches of ``R * tick`` fill a second
+    exactly, so the batch a second after another is held back by ``WINDOW_GUARD``; rounded up
+    to the grid it would wait a whole tick, losing a tick's worth of grants every second
+    (20% of the rate at a 0.25 s tick). Unrounded it waits ``WINDOW_GUARD`` (2%), and the
+    grid of the brand moves on by as much.
     """
 
     __slots__ = (
@@ -194,16 +201,14 @@ class _Brand:
         mode = self.mode
         if mode == _FIXED:
             spaced = self.tat - self.slack
-            if spaced > at:
-                at = spaced
+            if spaced > at:  # the bucket, read on the tick grid (see the class docstring)
+                tick = self.tick
+                at = (math.ceil(spaced / tick - _GRID_TOLERANCE) - _GRID_TOLERANCE) * tick
             log = self.log
             assert log is not None
             windowed = log[self.log_i] + self.window + WINDOW_GUARD
             if windowed > at:
                 at = windowed
-            if at > -math.inf:  # the next point of the tick grid (see the class docstring)
-                tick = self.tick
-                at = (math.ceil(at / tick - _GRID_TOLERANCE) - _GRID_TOLERANCE) * tick
         elif mode == _ADAPTIVE:
             spaced = self.last_grant + 1.0 / self.rate
             if spaced > at:

@@ -534,6 +534,18 @@ async def test_a_coarser_pacing_tick_releases_bigger_batches_within_the_limit(
                for i, t in enumerate(granted))
 
 
+async def test_a_coarse_pacing_tick_keeps_the_long_run_rate() -> None:
+    # Batches of R x tick fill each second exactly, so the batch one second after another
+    # is held back by the window guard. Rounded up to the tick grid, that wait was a whole
+    # tick every second: at a 0.25 s tick a fifth of the rate was lost.
+    rate, tick = 200.0, 0.25
+    reg, clock = registry(RateLimits({"bmw": rate}, pacing_tick=tick))
+    times = await grant_times(reg, "bmw", 2.6, workers=60, clock=clock)
+    assert max_in_window(times) <= rate
+    in_first = bisect.bisect_left(times, times[0] + 2.5)  # ten batches of 50 (+1) in 2.5 s
+    assert in_first >= rate * 2.5 * 0.9, in_first
+
+
 async def test_a_brand_at_its_limit_is_released_on_the_tick_grid_not_a_request_at_a_time(
 ) -> None:
     # A fixed brand's bucket is read as of the last point of the tick grid. A request that
