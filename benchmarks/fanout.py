@@ -350,6 +350,11 @@ def same_round_ratio(rounds: list[float], baseline: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(rounds, baseline, strict=True))
 
 
+def same_round_difference(rounds: list[float], baseline: list[float]) -> float:
+    """The median over rounds of a loop's CPU minus the baseline's in the same round."""
+    return statistics.median(a - b for a, b in zip(rounds, baseline, strict=True))
+
+
 def cycle(vehicles: Vins, n: int) -> Vins:
     return [vehicles[i % len(vehicles)] for i in range(n)]
 
@@ -488,6 +493,13 @@ def cpu_rows(args: argparse.Namespace) -> None:
             f"{bare_paced_over_bare:.2f}x the bare loop unpaced (the machine's idle cost)")
         print(f"{'':44s} {'':8s} {'':8s}   paced hm.poll's cost over its unpaced run, relative "
               f"to the bare loop's: {paced_over_unpaced / bare_paced_over_bare:.2f}")
+        # The same in µs per VIN: the machine's share of pacing is about the same for any
+        # client (the same sleeps), so what hm.poll adds beyond the bare loop's increase is
+        # its own (compare benchmarks/pacing_cost.py, which skips the sleeps).
+        hm_added = same_round_difference(rounds[paced], ours) * 1e6
+        bare_added = same_round_difference(rounds[control], base) * 1e6
+        print(f"{'':44s} {'':8s} {'':8s}   added by pacing, µs per VIN: hm.poll {hm_added:+.1f}, "
+              f"bare loop {bare_added:+.1f}, difference {hm_added - bare_added:+.1f}")
         for tick, fn in coarser:
             row(f"hm.poll, same limit, pacing_tick={tick:g} s", fn,
                 f"{same_round_ratio(rounds[fn], ours):.2f}x unpaced (bursts of "
