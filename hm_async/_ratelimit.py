@@ -144,7 +144,7 @@ class _Brand:
     exactly, so the batch a second after another is held back by ``WINDOW_GUARD``; rounded up
     to the grid it would wait a whole tick, losing a tick's worth of grants every second
     (20% of the rate at a 0.25 s tick). Unrounded it waits ``WINDOW_GUARD`` (2%), and the
-    grid of the brand moves on by as much.
+    brand's later batches follow the window rule, off the grid by as much.
     """
 
     __slots__ = (
@@ -347,7 +347,8 @@ class RateLimiterRegistry:
         while queue:
             at = b.next_grant_at()
             if now < at:
-                when = loop.time() + (at - now)  # (a fixed brand's `at` is on the tick grid)
+                # (a fixed brand's `at` is on the tick grid unless its window rule binds)
+                when = loop.time() + (at - now)
                 timer = b.timer
                 if timer is not None:
                     if timer.when() <= when:
