@@ -31,6 +31,16 @@ TOKEN = json.dumps({"access_token": "canned-" + "x" * 40, "token_type": "bearer"
 VEHICLE_DATA = b"/v1/vehicle-data/autoapi-13/"
 
 
+def canned_vehicles(n: int) -> list[tuple[str, str]]:
+    """``n`` (VIN, brand) pairs, the brands taken in turn."""
+    return [(f"CANNED{i:011d}", BRANDS[i % len(BRANDS)]) for i in range(n)]
+
+
+def vehicle_json(source: VehicleDataSource, vin: str, brand: str, request_id: str) -> bytes:
+    """A vehicle-data answer body as HM sends it, from the emulator's generator."""
+    return json.dumps({"request_id": request_id, **source.payload(vin, brand)}).encode()
+
+
 def _answer(status: bytes, body: bytes) -> bytes:
     return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
@@ -87,10 +97,9 @@ async def main() -> None:
     parts = [float(p) for p in args.latency.split(",")]
     latency = (parts[0], parts[-1])
     source = VehicleDataSource(failure_fraction=0.0, update_interval=3600.0)
-    vehicles = [(f"CANNED{i:011d}", BRANDS[i % len(BRANDS)]) for i in range(args.vehicles)]
-    answers = {vin.encode(): _answer(b"200 OK", json.dumps(
-        {"request_id": f"canned-{vin}", **source.payload(vin, brand)}).encode())
-        for vin, brand in vehicles}
+    vehicles = canned_vehicles(args.vehicles)
+    answers = {vin.encode(): _answer(b"200 OK", vehicle_json(source, vin, brand, f"canned-{vin}"))
+               for vin, brand in vehicles}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Server(answers, latency), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

@@ -95,18 +95,18 @@ class NginxServer(Server):
 
     def __init__(self, nginx: str, vehicles: int = 1000) -> None:
         sys.path.insert(0, os.path.dirname(__file__))
-        from canned_server import BRANDS, TOKEN
+        from canned_server import TOKEN, canned_vehicles, vehicle_json
 
         from hm_async.emulator._vehicle_data import VehicleDataSource
 
         self.tmp = tempfile.TemporaryDirectory(prefix="hm-bench-nginx-")
         root = self.tmp.name
         os.chmod(root, 0o755)  # nginx's workers run as another user when started by root
-        self.vehicles = [(f"CANNED{i:011d}", BRANDS[i % len(BRANDS)]) for i in range(vehicles)]
+        self.vehicles = canned_vehicles(vehicles)
         source = VehicleDataSource(failure_fraction=0.0, update_interval=3600.0)
         vin, brand = self.vehicles[0]
         with open(os.path.join(root, "vehicle.json"), "wb") as fh:
-            fh.write(json.dumps({"request_id": "canned", **source.payload(vin, brand)}).encode())
+            fh.write(vehicle_json(source, vin, brand, "canned"))
         port = _free_port()
         token = TOKEN.decode().replace("'", "")
         with open(os.path.join(root, "nginx.conf"), "w", encoding="ascii") as fh:

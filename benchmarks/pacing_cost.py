@@ -34,12 +34,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import math
 import selectors
-import statistics
 import time
 from collections.abc import Callable, Mapping
+
+from canned_server import BRANDS, canned_vehicles, vehicle_json
+from fanout import same_round_difference, same_round_ratio
 
 from hm_async import ClientCredentials, HMClient, RateLimits
 from hm_async._access_token import AccessToken
@@ -48,13 +49,10 @@ from hm_async._ratelimit import RateLimiterRegistry
 from hm_async._token_store import TokenFetch
 from hm_async.emulator._vehicle_data import VehicleDataSource
 
-BRANDS = ("bmw", "mercedes-benz", "ford", "citroen", "peugeot", "renault", "kia", "toyota")
-
 
 def canned_body() -> bytes:
     source = VehicleDataSource(failure_fraction=0.0, update_interval=3600.0)
-    return json.dumps({"request_id": "canned",
-                       **source.payload("CANNED00000000001", "bmw")}).encode()
+    return vehicle_json(source, *canned_vehicles(1)[0], "canned")
 
 
 class StandInLane:
@@ -213,7 +211,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     rate = args.paced_rate
-    vins = [(f"CANNED{i:011d}", BRANDS[i % len(BRANDS)]) for i in range(args.vins)]
+    vins = canned_vehicles(args.vins)
     body = canned_body()
 
     def registry(limits: RateLimits) -> Callable[[Callable[[], float]], object]:
@@ -229,6 +227,7 @@ def main() -> None:
     rows[f"floor: minimal limiter, tick {default_tick:g} s"] = (
         lambda _clock: MinimalLimiter(rate, default_tick))  # (its timers are the loop's)
 
+    cpu_per_vin(vins[:500], body, args.concurrency, rows["unpaced"])  # warm-up, not counted
     cpu: dict[str, list[float]] = {name: [] for name in rows}
     span: dict[str, float] = {}
     for _ in range(args.repeat):
@@ -241,9 +240,8 @@ def main() -> None:
           f"{args.repeat} rounds")
     print(f"{'':40s} {'best µs/VIN':>12s} {'added µs/VIN':>13s} {'ratio':>6s} {'loop s':>7s}")
     for name, values in cpu.items():
-        added = statistics.median(v - b for v, b in zip(values, base, strict=True))
-        ratio = statistics.median(v / b for v, b in zip(values, base, strict=True))
-        print(f"{name:40s} {min(values):12.2f} {added:+13.2f} {ratio:6.2f} {span[name]:7.2f}")
+        print(f"{name:40s} {min(values):12.2f} {same_round_difference(values, base):+13.2f} "
+              f"{same_round_ratio(values, base):6.2f} {span[name]:7.2f}")
 
 
 if __name__ == "__main__":
